@@ -1,0 +1,218 @@
+"""Pure math: every op of minigan as a forward/backward pair of stateless functions.
+
+Each op ``name`` has
+
+* ``name_forward(inputs...) -> (out, cache)``: the result and whatever the backward pass needs;
+* ``name_backward(dout, cache) -> grads``: the gradient of a scalar loss with respect to each differentiable
+  input, given ``dout`` = d(loss)/d(out).
+
+Nothing is stored between calls: the cache goes back to the caller, so two forward passes can never overwrite each
+other's activations. These are the functions a student implements and a gradient check tests most easily
+(``minigan.gradcheck.check_function``). The stateful wrappers in ``minigan.nn`` and ``minigan.losses`` call them.
+
+Conventions: a batch of ``N`` examples is a 2-D array ``(N, features)``; weights are laid out ``W: (in, out)`` so a
+dense layer is ``y = x @ W + b``. Everything is written with operators and array methods, so the same code runs on
+NumPy and on CuPy; dtypes are preserved (float32 in, float32 out).
+"""
+
+from __future__ import annotations
+
+from .backend import xp_of
+
+# --------------------------------------------------------------------------------------------------- layers
+
+
+def dense_forward(x, W, b=None):
+    """Affine map ``y = x @ W + b``.
+
+    Shapes: x ``(N, in)``, W ``(in, out)``, b ``(out,)`` or None; y ``(N, out)``. cache = ``(x, W)``.
+    """
+    y = x @ W  # (N, out)
+    if b is not None:
+        y += b  # broadcast over the batch; in place, no temporary
+    return y, (x, W)
+
+
+def dense_backward(dy, cache):
+    """Gradients of the affine map, from ``dy = dL/dy`` ``(N, out)``:
+
+    ``dx = dy @ W.T`` ``(N, in)``, ``dW = x.T @ dy`` ``(in, out)``, ``db = sum_n dy[n]`` ``(out,)``.
+
+    Each row of the batch adds its outer product ``x[n]^T dy[n]`` to dW, which is why dW is one GEMM over the batch.
+    """
+    x, W = cache
+    dx = dy @ W.T  # (N, in)
+    dW = x.T @ dy  # (in, out)
+    db = dy.sum(axis=0)  # (out,)
+    return dx, dW, db
+
+
+# ---------------------------------------------------------------------------------------------- activations
+
+
+def relu_forward(x):
+    """``y = max(x, 0)``, elementwise. cache = y (its sign is the mask the backward pass needs)."""
+    y = xp_of(x).maximum(x, 0)  # same shape and dtype as x
+    return y, y
+
+
+def relu_backward(dy, cache):
+    """``dx = dy * [y > 0]``. At exactly 0 the subgradient 0 is used (the convention of every framework)."""
+    y = cache
+    return dy * (y > 0)
+
+
+def leaky_relu_forward(x, slope=0.2):
+    """``y = x`` where ``x > 0``, else ``slope * x`` (Maas et al., 2013). cache = ``(y, slope)``.
+
+    For ``0 <= slope < 1`` this equals ``max(x, slope * x)``, which needs one temporary instead of a mask.
+    """
+    xp = xp_of(x)
+    if 0 <= slope < 1:
+        y = x * slope  # (N, F), then overwritten in place
+        xp.maximum(x, y, out=y)
+    else:
+        y = xp.where(x > 0, x, x * slope)
+    return y, (y, slope)
+
+
+def leaky_relu_backward(dy, cache):
+    """``dx = dy`` where ``x > 0``, else ``slope * dy``. ``y > 0`` exactly where ``x > 0`` (for slope > 0)."""
+    y, slope = cache
+    xp = xp_of(dy)
+    return xp.where(y > 0, dy, dy * slope)
+
+
+def sigmoid_forward(x):
+    """Logistic function ``y = 1 / (1 + exp(-x))``, computed without overflow.
+
+    With ``e = exp(-|x|)`` (always in (0, 1]): ``y = 1 / (1 + e)`` for ``x >= 0`` and ``y = e / (1 + e)`` for
+    ``x < 0``. The naive form overflows ``exp(-x)`` for x below about -89 in float32. cache = y.
+    """
+    xp = xp_of(x)
+    e = xp.exp(-xp.abs(x))  # (N, F), in (0, 1]
+    y = (xp.where(x >= 0, 1, e) / (1 + e)).astype(x.dtype, copy=False)  # (N, F)
+    return y, y
+
+
+def sigmoid_backward(dy, cache):
+    """``dx = dy * y * (1 - y)``, since ``sigmoid'(x) = sigmoid(x) (1 - sigmoid(x))``."""
+    y = cache
+    return dy * y * (1 - y)
+
+
+def tanh_forward(x):
+    """``y = tanh(x)``. cache = y."""
+    y = xp_of(x).tanh(x)
+    return y, y
+
+
+def tanh_backward(dy, cache):
+    """``dx = dy * (1 - y^2)``, since ``tanh'(x) = 1 - tanh(x)^2``."""
+    y = cache
+    return dy * (1 - y * y)
+
+
+# --------------------------------------------------------------------------------------------------- losses
+# Every loss is the MEAN over all elements and returns a 0-d array of the prediction's dtype. Its backward takes
+# ``dloss`` (a Python float, 1.0 when the loss is the end of the graph) and returns dL/dpred only: targets are data.
+
+
+def _check_target(name, pred, target):
+    """Same shape as pred, and the same dtype (a float64 target would silently promote a float32 loss)."""
+    if tuple(target.shape) != tuple(pred.shape):
+        raise ValueError(
+            f"{name}: target has shape {tuple(target.shape)} but the prediction has shape {tuple(pred.shape)}; "
+            "they must match element for element (e.g. labels of shape (N, 1) for logits of shape (N, 1))"
+        )
+    return target.astype(pred.dtype, copy=False)
+
+
+def softplus(x):
+    """``log(1 + exp(x))`` without overflow: ``max(x, 0) + log1p(exp(-|x|))``."""
+    xp = xp_of(x)
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def bce_with_logits_forward(z, y):
+    """Binary cross-entropy on logits: ``L = mean(-y log s(z) - (1 - y) log(1 - s(z)))`` with s the sigmoid.
+
+    Using ``-log s(z) = softplus(-z)`` and ``-log(1 - s(z)) = softplus(z)``, each term is
+    ``softplus(z) - y z = max(z, 0) - y z + log1p(exp(-|z|))``: finite, and warning-free, for any logit.
+    Shapes: z and y ``(N, ...)``, equal; L is 0-d. cache = ``(z, y)``.
+    """
+    y = _check_target("bce_with_logits", z, y)
+    loss = (softplus(z) - y * z).mean()
+    return xp_of(z).asarray(loss, dtype=z.dtype), (z, y)
+
+
+def bce_with_logits_backward(dloss, cache):
+    """``dL/dz = dloss * (s(z) - y) / n`` with n the number of elements: the famous "prediction minus target"."""
+    z, y = cache
+    p, _ = sigmoid_forward(z)
+    return (p - y) * (dloss / z.size)
+
+
+def bce_forward(p, y):
+    """Binary cross-entropy on probabilities: ``L = -mean(y log p + (1 - y) log(1 - p))``.
+
+    Kept for teaching: this is the UNSTABLE form. A sigmoid that saturates to exactly 0 or 1 (float32 does so for
+    |logit| > ~17) makes ``log`` return -inf and the gradient divide by zero. Use ``bce_with_logits`` in real code.
+    cache = ``(p, y)``.
+    """
+    xp = xp_of(p)
+    y = _check_target("bce", p, y)
+    loss = -(y * xp.log(p) + (1 - y) * xp.log(1 - p)).mean()
+    return xp.asarray(loss, dtype=p.dtype), (p, y)
+
+
+def bce_backward(dloss, cache):
+    """``dL/dp = dloss * (p - y) / (p (1 - p)) / n``; infinite where p reaches 0 or 1 (see ``bce_forward``)."""
+    p, y = cache
+    return (p - y) / (p * (1 - p)) * (dloss / p.size)
+
+
+def mse_forward(pred, target):
+    """Mean squared error ``L = mean((pred - target)^2)`` over all elements. cache = ``pred - target``."""
+    target = _check_target("mse", pred, target)
+    diff = pred - target  # same shape as pred
+    return xp_of(pred).asarray((diff * diff).mean(), dtype=pred.dtype), diff
+
+
+def mse_backward(dloss, cache):
+    """``dL/dpred = dloss * 2 (pred - target) / n``."""
+    diff = cache
+    return diff * (2 * dloss / diff.size)
+
+
+def softmax_cross_entropy_forward(logits, labels):
+    """Softmax cross-entropy with integer class labels: ``L = mean_n(logsumexp(z_n) - z_n[label_n])``.
+
+    ``logsumexp`` is computed as ``m + log(sum(exp(z - m)))`` with ``m = max(z)``, so no exp can overflow.
+    Shapes: logits ``(N, C)``, labels ``(N,)`` integers in ``[0, C)``; L is 0-d. cache = ``(probs, labels)``.
+    """
+    xp = xp_of(logits)
+    if logits.ndim != 2:
+        raise ValueError(f"softmax_cross_entropy: logits must be (N, C), got shape {tuple(logits.shape)}")
+    if labels.shape != (logits.shape[0],) or labels.dtype.kind not in "iu":
+        raise ValueError(
+            f"softmax_cross_entropy: labels must be integers of shape ({logits.shape[0]},), got "
+            f"{labels.dtype} of shape {tuple(labels.shape)}"
+        )
+    shifted = logits - logits.max(axis=1, keepdims=True)  # (N, C), max 0 per row
+    exp = xp.exp(shifted)  # (N, C)
+    sum_exp = exp.sum(axis=1, keepdims=True)  # (N, 1)
+    rows = xp.arange(logits.shape[0])
+    log_probs_true = shifted[rows, labels] - xp.log(sum_exp[:, 0])  # (N,)
+    loss = xp.asarray(-log_probs_true.mean(), dtype=logits.dtype)
+    return loss, (exp / sum_exp, labels)
+
+
+def softmax_cross_entropy_backward(dloss, cache):
+    """``dL/dz = dloss * (softmax(z) - onehot(label)) / N``."""
+    probs, labels = cache
+    xp = xp_of(probs)
+    dz = probs.copy()  # (N, C)
+    dz[xp.arange(probs.shape[0]), labels] -= 1
+    dz *= dloss / probs.shape[0]
+    return dz

@@ -1,0 +1,316 @@
+"""Gradient checking: compare a hand-written backward pass with central finite differences.
+
+For a scalar function f of an array x, the central difference ``(f(x + eps e_i) - f(x - eps e_i)) / (2 eps)``
+approximates ``df/dx_i`` with an error of order ``eps^2``. Every check here runs in float64 (float32 has only ~7
+digits: its finite differences are noise at eps = 1e-6).
+
+An op whose output is not a scalar is turned into one with a random "upstream gradient" ``dout``:
+``f(x) = sum(out(x) * dout)``, whose gradient is exactly what ``backward(dout)`` must return.
+
+Three entry points, each returning a ``GradCheckResult`` (and raising ``GradCheckError`` on failure unless
+``raise_exception=False``):
+
+* ``check_function(forward, backward, inputs)`` for a functional pair, e.g. ``F.dense_forward``/``F.dense_backward``;
+* ``check_module(module, x)`` for a module: the input gradient ``dx`` and every trainable parameter;
+* ``check_loss(loss, pred, target)`` for a loss module.
+
+An element passes when ``|analytic - numeric| <= atol + rtol * |numeric|`` (torch.autograd.gradcheck's test, with
+its defaults atol 1e-5, rtol 1e-3); the result also reports CS231n's relative error
+``|a - n| / max(|a|, |n|)``. Tensors larger than ``max_elements`` are checked on a seeded random subset of elements
+plus one random direction ``d`` (Chainer's idea): ``(f(x + eps d) - f(x - eps d)) / (2 eps)`` against ``<grad, d>``,
+which sees an error anywhere in the tensor for the price of two evaluations.
+
+Kinks. ReLU is not differentiable at 0, and a perturbation that crosses 0 makes the central difference the
+average of two slopes. Each element's one-sided differences ``(f(x) - f(x - eps)) / eps`` and
+``(f(x + eps) - f(x)) / eps`` come for free from the same evaluations; where they disagree by more than the
+tolerance, the element is reported as non-differentiable (``kinks``) and not compared, instead of failing at random.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backend import to_numpy, xp_of
+
+DEFAULTS = dict(eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
+class GradCheckError(AssertionError):
+    """A gradient check failed; ``.result`` holds the full ``GradCheckResult``."""
+
+    def __init__(self, result: "GradCheckResult"):
+        super().__init__(result.failure_message())
+        self.result = result
+
+
+@dataclass
+class TensorCheck:
+    """The comparison of one gradient tensor (e.g. ``dW`` of one layer) with its finite-difference estimate."""
+
+    name: str  # e.g. "dx" or "dW [layer 0 Dense(3->4)]"
+    shape: tuple
+    checked: int  # elements compared one by one
+    kinks: int  # elements skipped as non-differentiable
+    max_abs_error: float
+    max_rel_error: float  # CS231n's |a - n| / max(|a|, |n|)
+    worst_index: tuple  # the element that exceeds its tolerance most (or is closest to it)
+    analytic: float
+    numeric: float
+    tolerance: float  # atol + rtol * |numeric| at the worst element
+    direction_error: float | None = None  # |<grad, d> - numeric| along a random direction, for large tensors
+    direction_tolerance: float | None = None
+    note: str = ""
+    passed: bool = True
+
+    @property
+    def total(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+
+@dataclass
+class GradCheckResult:
+    """Every tensor checked, with its worst error; ``ok`` is True when all passed."""
+
+    target: str
+    tensors: list[TensorCheck] = field(default_factory=list)
+    eps: float = DEFAULTS["eps"]
+    atol: float = DEFAULTS["atol"]
+    rtol: float = DEFAULTS["rtol"]
+
+    @property
+    def ok(self) -> bool:
+        return all(t.passed for t in self.tensors)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __getitem__(self, name: str) -> TensorCheck:
+        for t in self.tensors:
+            if t.name == name or t.name.split(" ")[0] == name:
+                return t
+        raise KeyError(f"no tensor named {name!r}; checked: {[t.name for t in self.tensors]}")
+
+    def __str__(self) -> str:
+        head = (f"gradient check of {self.target}: {'passed' if self.ok else 'FAILED'} "
+                f"(eps {self.eps:g}, atol {self.atol:g}, rtol {self.rtol:g})")
+        rows = [("tensor", "shape", "checked", "max |a-n|", "max rel err", "kinks", "")]
+        for t in self.tensors:
+            checked = f"{t.checked}/{t.total}" + ("+dir" if t.direction_error is not None else "")
+            rows.append((t.name, str(t.shape), checked, f"{t.max_abs_error:.1e}", f"{t.max_rel_error:.1e}",
+                         str(t.kinks), "ok" if t.passed else "FAIL"))
+        widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+        lines = ["  ".join(f"{c:<{w}}" for c, w in zip(r, widths)).rstrip() for r in rows]
+        return "\n".join([head] + lines)
+
+    def failure_message(self) -> str:
+        lines = [f"gradient check failed for {self.target}:"]
+        for t in self.tensors:
+            if t.passed:
+                continue
+            lines.append(
+                f"  tensor {t.name}: worst element {t.worst_index}: analytic {t.analytic:.6g}, numeric "
+                f"{t.numeric:.6g}, |a - n| = {abs(t.analytic - t.numeric):.3g} > tolerance {t.tolerance:.3g} "
+                f"(atol {self.atol:g} + rtol {self.rtol:g} * |numeric|); relative error {t.max_rel_error:.3g}"
+            )
+            if t.direction_error is not None and t.direction_error > (t.direction_tolerance or 0):
+                lines.append(f"    along a random direction: |<grad, d> - numeric| = {t.direction_error:.3g} "
+                             f"> {t.direction_tolerance:.3g}")
+            if t.note:
+                lines.append(f"    note: {t.note}")
+        return "\n".join(lines)
+
+    def raise_if_failed(self) -> "GradCheckResult":
+        if not self.ok:
+            raise GradCheckError(self)
+        return self
+
+
+# ------------------------------------------------------------------------------------------------ the engine
+
+
+def _compare_tensor(f, array, analytic, name, *, eps, atol, rtol, max_elements, rng) -> TensorCheck:
+    """Perturb ``array`` in place element by element (restoring it), evaluating the scalar ``f()`` each time."""
+    xp = xp_of(array)
+    note = ""
+    if analytic is None:
+        note = "the backward pass produced no gradient (None) for this tensor; compared as zeros"
+        analytic = xp.zeros_like(array)
+    if tuple(analytic.shape) != tuple(array.shape):
+        raise ValueError(f"{name}: analytic gradient has shape {tuple(analytic.shape)}, "
+                         f"but the tensor has shape {tuple(array.shape)}")
+    flat = array.reshape(-1)  # a view: writes perturb the tensor itself
+    a_flat = to_numpy(analytic).astype(np.float64).reshape(-1)
+    n = flat.size
+    subset = n > max_elements
+    indices = np.sort(rng.choice(n, size=max_elements, replace=False)) if subset else np.arange(n)
+
+    f0 = f()
+    numeric, kink = np.empty(len(indices)), np.zeros(len(indices), dtype=bool)
+    for k, i in enumerate(indices):
+        old = flat[i].copy()
+        flat[i] = old + eps
+        f_plus = f()
+        flat[i] = old - eps
+        f_minus = f()
+        flat[i] = old
+        numeric[k] = (f_plus - f_minus) / (2 * eps)
+        one_sided_gap = abs((f_plus - f0) - (f0 - f_minus)) / eps  # |right slope - left slope|
+        kink[k] = one_sided_gap > atol + rtol * abs(numeric[k])
+
+    a = a_flat[indices]
+    err = np.abs(a - numeric)
+    tol = atol + rtol * np.abs(numeric)
+    rel = err / np.maximum(np.maximum(np.abs(a), np.abs(numeric)), 1e-300)
+    usable = ~kink
+    passed = bool(np.all(err[usable] <= tol[usable]))
+    excess = np.where(usable, err / tol, -np.inf)
+    worst = int(np.argmax(excess)) if usable.any() else 0
+    if not usable.any():
+        note = (note + "; " if note else "") + "every checked element sits at a kink (non-differentiable point)"
+
+    result = TensorCheck(
+        name=name, shape=tuple(array.shape), checked=int(usable.sum()), kinks=int(kink.sum()),
+        max_abs_error=float(err[usable].max()) if usable.any() else 0.0,
+        max_rel_error=float(rel[usable].max()) if usable.any() else 0.0,
+        worst_index=tuple(int(v) for v in np.unravel_index(int(indices[worst]), tuple(array.shape))),
+        analytic=float(a[worst]), numeric=float(numeric[worst]), tolerance=float(tol[worst]), note=note,
+        passed=passed,
+    )
+    if subset:
+        _check_direction(f, array, flat, a_flat, result, eps=eps, atol=atol, rtol=rtol, rng=rng)
+    return result
+
+
+def _check_direction(f, array, flat, a_flat, result, *, eps, atol, rtol, rng) -> None:
+    """Chainer-style check of the whole tensor along one random unit direction ``d``."""
+    xp = xp_of(array)
+    d_host = rng.standard_normal(flat.size)
+    d_host /= np.linalg.norm(d_host)
+    d = xp.asarray(d_host.reshape(array.shape), dtype=array.dtype)
+    original = array.copy()
+    f0 = f()
+    array += eps * d
+    f_plus = f()
+    array[...] = original - eps * d
+    f_minus = f()
+    array[...] = original
+    numeric = (f_plus - f_minus) / (2 * eps)
+    gap = abs((f_plus - f0) - (f0 - f_minus)) / eps
+    tol = atol + rtol * abs(numeric)
+    if gap > tol:
+        result.note = (result.note + "; " if result.note else "") + "random-direction check skipped (crosses a kink)"
+        return
+    result.direction_error = float(abs(float(a_flat @ d_host) - numeric))
+    result.direction_tolerance = float(tol)
+    result.passed = result.passed and result.direction_error <= tol
+
+
+def _as_float64(a):
+    """A float64 copy of a floating array (integers, e.g. labels, pass through untouched)."""
+    if hasattr(a, "dtype") and a.dtype.kind == "f":
+        return a.astype("float64", copy=True)
+    return a
+
+
+def _random_like(xp, out, rng):
+    """A random upstream gradient ``dout`` shaped like ``out`` (float64, on out's backend)."""
+    return xp.asarray(rng.standard_normal(tuple(out.shape)))
+
+
+def _finish(result: GradCheckResult, raise_exception: bool) -> GradCheckResult:
+    return result.raise_if_failed() if raise_exception else result
+
+
+# ------------------------------------------------------------------------------------------------ public API
+
+
+def check_function(forward, backward, inputs, *, wrt=None, names=None, eps=DEFAULTS["eps"], atol=DEFAULTS["atol"],
+                   rtol=DEFAULTS["rtol"], max_elements=256, seed=0, raise_exception=True) -> GradCheckResult:
+    """Check a functional pair ``forward(*inputs) -> (out, cache)``, ``backward(dout, cache) -> grads``.
+
+    ``wrt`` lists the indices of the inputs to check (default: every floating-point input). ``backward`` may
+    return one gradient per input or one per checked input. ``names`` defaults to ``d`` + the forward's parameter
+    names (``dx``, ``dW``, ``db`` for ``dense_forward(x, W, b)``).
+    """
+    rng = np.random.default_rng(seed)
+    inputs = [_as_float64(a) for a in inputs]
+    if wrt is None:
+        wrt = [i for i, a in enumerate(inputs) if getattr(getattr(a, "dtype", None), "kind", "") == "f"]
+    if names is None:
+        try:
+            params = list(inspect.signature(forward).parameters)
+        except (TypeError, ValueError):
+            params = []
+        names = [f"d{params[i]}" if i < len(params) else f"d(input {i})" for i in range(len(inputs))]
+    xp = xp_of(*[a for a in inputs if hasattr(a, "dtype")])
+    out, cache = forward(*inputs)
+    dout = _random_like(xp, out, rng)
+    grads = backward(dout, cache)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    if len(grads) == len(inputs):
+        grads = [grads[i] for i in wrt]
+    elif len(grads) != len(wrt):
+        raise ValueError(f"backward returned {len(grads)} gradients for {len(inputs)} inputs ({len(wrt)} checked)")
+
+    def f():
+        return float((forward(*inputs)[0] * dout).sum())
+
+    target = f"{getattr(forward, '__name__', 'forward')}/{getattr(backward, '__name__', 'backward')}"
+    result = GradCheckResult(target, eps=eps, atol=atol, rtol=rtol)
+    for i, g in zip(wrt, grads):
+        result.tensors.append(_compare_tensor(f, inputs[i], g, names[i], eps=eps, atol=atol, rtol=rtol,
+                                              max_elements=max_elements, rng=rng))
+    return _finish(result, raise_exception)
+
+
+def check_module(module, x, *, dout=None, eps=DEFAULTS["eps"], atol=DEFAULTS["atol"], rtol=DEFAULTS["rtol"],
+                 max_elements=256, seed=0, raise_exception=True) -> GradCheckResult:
+    """Check ``module.backward``: the input gradient ``dx`` and the gradient of every trainable parameter.
+
+    The module itself is not touched: a float64 deep copy is checked, on the module's own backend (NumPy or CuPy).
+    """
+    rng = np.random.default_rng(seed)
+    m = copy.deepcopy(module).to(dtype="float64")
+    x = _as_float64(x)
+    out = m.forward(x)
+    xp = xp_of(out)
+    dout = _random_like(xp, out, rng) if dout is None else xp.asarray(dout, dtype="float64")
+    m.zero_grad()
+    dx = m.backward(dout)
+    analytic = {id(p): p.grad for p in m.params()}
+
+    def f():
+        return float((m.forward(x) * dout).sum())
+
+    result = GradCheckResult(repr(module), eps=eps, atol=atol, rtol=rtol)
+    result.tensors.append(_compare_tensor(f, x, dx, "dx", eps=eps, atol=atol, rtol=rtol,
+                                          max_elements=max_elements, rng=rng))
+    for qualified, p in m.named_params():
+        if not p.requires_grad:
+            continue
+        owner, _ = (m._owner_of(qualified) if "." in qualified else (m, None))
+        where = f" [{owner.label}]" if owner is not m else ""
+        result.tensors.append(_compare_tensor(f, p.data, analytic[id(p)], f"d{p.name}{where}", eps=eps, atol=atol,
+                                              rtol=rtol, max_elements=max_elements, rng=rng))
+    return _finish(result, raise_exception)
+
+
+def check_loss(loss, pred, target, *, eps=DEFAULTS["eps"], atol=DEFAULTS["atol"], rtol=DEFAULTS["rtol"],
+               max_elements=256, seed=0, raise_exception=True) -> GradCheckResult:
+    """Check a loss module: ``loss.backward()`` against finite differences of ``loss.forward(pred, target)``."""
+    rng = np.random.default_rng(seed)
+    pred, target = _as_float64(pred), _as_float64(target)
+    loss.forward(pred, target)
+    dpred = loss.backward()
+
+    def f():
+        return float(loss.forward(pred, target))
+
+    result = GradCheckResult(repr(loss), eps=eps, atol=atol, rtol=rtol)
+    result.tensors.append(_compare_tensor(f, pred, dpred, "dpred", eps=eps, atol=atol, rtol=rtol,
+                                          max_elements=max_elements, rng=rng))
+    return _finish(result, raise_exception)

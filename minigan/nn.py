@@ -1,0 +1,411 @@
+"""Stateful building blocks: ``Param``, ``Module`` and the layers a GAN is made of.
+
+A module wraps a forward/backward pair from ``minigan.functional``. It keeps the cache of its *last* forward
+pass, and ``backward`` consumes it: calling ``backward`` twice, or without a forward, is an error rather than a
+silent reuse of stale activations.
+
+* ``forward(x)`` returns ``y``; ``module(x)`` is the same call.
+* ``backward(dy)`` returns ``dx = dL/dx`` -- always, even when the module's own parameters are frozen (the
+  generator's gradient flows through a frozen discriminator) -- and *adds* ``dL/dparam`` into each trainable
+  ``Param.grad``. Gradients accumulate until ``zero_grad()``. ``backward(dy, need_input_grad=False)`` skips the
+  ``dx`` product and returns None: the discriminator step does not need a gradient for the data.
+* ``params()``, ``named_params()``, ``zero_grad()``, ``to(backend, dtype=...)``, ``train()``/``eval()``,
+  ``state_dict()``/``load_state_dict()``, ``summary()``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from . import functional as F
+from .backend import backend_of, to_device, to_numpy, xp_of
+from .init import INITIALIZERS, as_rng
+
+
+class Param:
+    """A trainable array: ``.data`` (the values), ``.grad`` (dL/data, or None), ``.name``.
+
+    ``grad`` is None until a backward pass writes it, and again after ``zero_grad()``: the first backward stores
+    its gradient, later ones add to it. ``requires_grad = False`` freezes the parameter: backward passes leave
+    its ``grad`` alone and skip the work of computing it.
+    """
+
+    def __init__(self, data, name: str = "param"):
+        self.data = data
+        self.grad = None
+        self.name = name
+        self.requires_grad = True
+
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    def accumulate(self, grad) -> None:
+        """``self.grad += grad`` (``grad`` is stored as is, without a copy, when there was none)."""
+        if self.grad is None:
+            self.grad = grad
+        else:
+            self.grad += grad
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def __repr__(self) -> str:
+        return f"Param({self.name!r}, shape={self.shape}, dtype={self.data.dtype}, backend={backend_of(self.data)})"
+
+
+class Module:
+    """Base class. Subclasses implement ``forward`` and ``backward``; parameters and child modules are found by
+    looking at the instance's attributes (in the order they were set), so no registration is needed."""
+
+    #: attribute names of non-trainable arrays (e.g. running statistics) that ``to`` and ``state_dict`` carry
+    buffer_names: tuple[str, ...] = ()
+
+    def __init__(self):
+        self.training = True
+        self.name = ""  # set by a container ("0", "1", ...) so errors can say which layer failed
+        self._cache = None
+
+    # ------------------------------------------------------------------ forward / backward
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dy, need_input_grad: bool = True):
+        raise NotImplementedError
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def _save_cache(self, cache) -> None:
+        self._cache = cache
+
+    def _pop_cache(self):
+        """Hand the last forward's cache to backward, exactly once."""
+        cache, self._cache = self._cache, None
+        if cache is None:
+            raise RuntimeError(
+                f"{self.label}: backward() called without a matching forward(). Each forward(x) stores the "
+                "activations that exactly one backward(dy) uses; call forward again before the next backward."
+            )
+        return cache
+
+    @property
+    def label(self) -> str:
+        """How errors name this module, e.g. ``layer 0 Dense(784->256)``."""
+        return f"layer {self.name} {self!r}" if self.name else repr(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    # ------------------------------------------------------------------ parameters and children
+    def children(self):
+        """Direct sub-modules, in attribute order (lists and tuples of modules included)."""
+        for value in vars(self).values():
+            if isinstance(value, Module):
+                yield value
+            elif isinstance(value, (list, tuple)):
+                yield from (v for v in value if isinstance(v, Module))
+
+    def named_params(self, prefix: str = ""):
+        """``(qualified name, Param)`` pairs, e.g. ``("0.W", Param)``; the names key ``state_dict``."""
+        for value in vars(self).values():
+            if isinstance(value, Param):
+                yield prefix + value.name, value
+        for child in self.children():
+            yield from child.named_params(f"{prefix}{child.name}." if child.name else prefix)
+
+    def params(self) -> list[Param]:
+        return [p for _, p in self.named_params()]
+
+    def num_params(self) -> int:
+        return sum(int(np.prod(p.shape)) for p in self.params())
+
+    def zero_grad(self) -> None:
+        for p in self.params():
+            p.zero_grad()
+
+    def requires_grad_(self, flag: bool = True) -> "Module":
+        """Freeze (False) or unfreeze (True) every parameter; backward still returns dx."""
+        for p in self.params():
+            p.requires_grad = flag
+        return self
+
+    def modules(self):
+        """This module and all its descendants, depth first."""
+        yield self
+        for child in self.children():
+            yield from child.modules()
+
+    # ------------------------------------------------------------------ modes, devices, dtypes
+    def train(self, mode: bool = True) -> "Module":
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def to(self, backend: str | None = None, dtype=None) -> "Module":
+        """Move parameters (and buffers) to ``"numpy"``/``"cupy"`` and/or cast them to ``dtype``, in place.
+
+        Gradients and caches are dropped. Create optimizers *after* moving a model: their state lives with the
+        parameters. Returns self, so ``model = build(...).to("cupy")`` reads naturally.
+        """
+
+        def move(a):
+            if backend is not None:
+                a = to_device(a, backend)
+            return a.astype(dtype, copy=False) if dtype is not None else a
+
+        for m in self.modules():
+            m._cache = None
+            for value in vars(m).values():
+                if isinstance(value, Param):
+                    value.data = move(value.data)
+                    value.grad = None
+            for name in m.buffer_names:
+                setattr(m, name, move(getattr(m, name)))
+        return self
+
+    @property
+    def dtype(self):
+        ps = self.params()
+        return ps[0].data.dtype if ps else None
+
+    # ------------------------------------------------------------------ saving
+    def named_buffers(self, prefix: str = ""):
+        for name in self.buffer_names:
+            yield prefix + name, getattr(self, name)
+        for child in self.children():
+            yield from child.named_buffers(f"{prefix}{child.name}." if child.name else prefix)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameter and buffer values as host NumPy arrays keyed by qualified name (``np.savez``-ready)."""
+        state = {name: to_numpy(p.data).copy() for name, p in self.named_params()}
+        state.update({name: to_numpy(b).copy() for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(self, state) -> None:
+        """Copy values from ``state`` (as made by ``state_dict``); every name and shape must match."""
+        own = dict(self.named_params())
+        buffers = dict(self.named_buffers())
+        expected = set(own) | set(buffers)
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            raise ValueError(
+                f"state does not fit {type(self).__name__}: missing {sorted(missing)}, unexpected {sorted(unexpected)}"
+                " (was it saved from a different architecture?)"
+            )
+        for name, p in own.items():
+            p.data = _loaded_like(state[name], p.data, name)
+            p.grad = None
+        for name, value in buffers.items():
+            owner, attr = self._owner_of(name)
+            setattr(owner, attr, _loaded_like(state[name], value, name))
+
+    def _owner_of(self, qualified: str):
+        """The module that holds buffer ``qualified`` (e.g. ``"2.running_mean"``) and the attribute name."""
+        *path, attr = qualified.split(".")
+        module = self
+        for part in path:
+            module = next(c for c in module.children() if c.name == part)
+        return module, attr
+
+    # ------------------------------------------------------------------ description
+    def summary(self, batch_size: int = 1, file=None) -> None:
+        """Print each layer with its output shape and parameter count, and the totals."""
+        file = sys.stdout if file is None else file
+        rows = [("layer", "output shape", "params")]
+        layers = list(self) if isinstance(self, Sequential) else [self]
+        in_features = _first_in_features(self)
+        shape = (batch_size, in_features) if in_features is not None else None
+        for i, layer in enumerate(layers):
+            shape = layer.output_shape(shape) if shape is not None else None
+            count = layer.num_params()
+            rows.append((f"{layer.name or i}: {layer!r}", str(shape) if shape else "?", f"{count:,}"))
+        total = self.num_params()
+        trainable = sum(int(np.prod(p.shape)) for p in self.params() if p.requires_grad)
+        width = [max(len(r[k]) for r in rows) for k in range(3)]
+        lines = [f"{a:<{width[0]}}  {b:<{width[1]}}  {c:>{width[2]}}" for a, b, c in rows]
+        rule = "-" * len(lines[0])
+        lines.insert(1, rule)
+        lines += [rule, f"total params: {total:,} (trainable {trainable:,})"]
+        print("\n".join(lines), file=file)
+
+    def output_shape(self, input_shape):
+        """Shape of the output for an input of ``input_shape`` (elementwise layers keep it)."""
+        return input_shape
+
+
+def _loaded_like(value, current, name):
+    value = np.asarray(value)
+    if tuple(value.shape) != tuple(current.shape):
+        raise ValueError(f"'{name}': saved shape {tuple(value.shape)} does not match the model's {tuple(current.shape)}")
+    return to_device(value.astype(current.dtype, copy=False), backend_of(current))
+
+
+def _first_in_features(module):
+    for m in module.modules():
+        if isinstance(m, Dense):
+            return m.in_features
+    return None
+
+
+# ====================================================================================================== layers
+
+
+class Dense(Module):
+    """Fully connected layer ``y = x @ W + b``.
+
+    Shapes: x ``(N, in_features)``, W ``(in_features, out_features)``, b ``(out_features,)``, y ``(N, out_features)``.
+    Backward: ``dx = dy @ W.T``, ``dW += x.T @ dy``, ``db += dy.sum(axis=0)``.
+
+    ``init`` is ``"glorot"`` (Glorot uniform, default), ``"he"`` (He normal, for ReLU stacks) or ``"normal"``
+    (N(0, 0.02^2), the DCGAN recipe); weights are drawn on the host from ``rng`` (a Generator or an int seed).
+    """
+
+    def __init__(self, in_features: int, out_features: int, rng=None, init: str = "glorot", bias: bool = True,
+                 dtype=np.float32):
+        super().__init__()
+        if init not in INITIALIZERS:
+            raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INITIALIZERS)}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.W = Param(INITIALIZERS[init](as_rng(rng), self.in_features, self.out_features, dtype=dtype), "W")
+        self.b = Param(np.zeros(self.out_features, dtype=dtype), "b") if bias else None
+
+    def __repr__(self) -> str:
+        return f"Dense({self.in_features}->{self.out_features})"
+
+    def output_shape(self, input_shape):
+        return (input_shape[0], self.out_features)
+
+    def _check_input(self, x) -> None:
+        shape = tuple(getattr(x, "shape", ()))
+        if len(shape) != 2 or shape[1] != self.in_features:
+            raise ValueError(
+                f"{self.label}: expected input of shape (batch, {self.in_features}), got {shape}. "
+                "Flatten images to (batch, features) first, e.g. x.reshape(len(x), -1)."
+            )
+        if x.dtype != self.W.data.dtype:
+            raise TypeError(
+                f"{self.label}: input dtype {x.dtype} differs from the weights' {self.W.data.dtype}; minigan never "
+                f"promotes silently. Convert the input (x.astype('{self.W.data.dtype}')) or the model "
+                f"(model.to(dtype='{x.dtype}'))."
+            )
+        xp_of(x, self.W.data)  # raises a clear TypeError for NumPy/CuPy mixes
+
+    def forward(self, x):
+        self._check_input(x)
+        y, cache = F.dense_forward(x, self.W.data, None if self.b is None else self.b.data)
+        self._save_cache(cache)
+        return y  # (N, out_features)
+
+    def backward(self, dy, need_input_grad: bool = True):
+        # The same three products as F.dense_backward, each skipped when nobody needs it (tested equal).
+        x, W = self._pop_cache()
+        if self.W.requires_grad:
+            self.W.accumulate(x.T @ dy)  # (in, out)
+        if self.b is not None and self.b.requires_grad:
+            self.b.accumulate(dy.sum(axis=0))  # (out,)
+        return dy @ W.T if need_input_grad else None  # (N, in)
+
+
+class _Elementwise(Module):
+    """An activation ``y = f(x)`` applied elementwise; no parameters. Subclasses name their functional pair."""
+
+    _forward = staticmethod(lambda x: (x, None))
+    _backward = staticmethod(lambda dy, cache: dy)
+
+    def forward(self, x):
+        y, cache = type(self)._forward(x)
+        self._save_cache(cache)
+        return y
+
+    def backward(self, dy, need_input_grad: bool = True):
+        cache = self._pop_cache()
+        return type(self)._backward(dy, cache) if need_input_grad else None
+
+
+class ReLU(_Elementwise):
+    """``y = max(x, 0)``; ``dx = dy * [x > 0]``."""
+
+    _forward = staticmethod(F.relu_forward)
+    _backward = staticmethod(F.relu_backward)
+
+
+class Sigmoid(_Elementwise):
+    """``y = 1 / (1 + exp(-x))`` (overflow-free); ``dx = dy * y (1 - y)``."""
+
+    _forward = staticmethod(F.sigmoid_forward)
+    _backward = staticmethod(F.sigmoid_backward)
+
+
+class Tanh(_Elementwise):
+    """``y = tanh(x)``; ``dx = dy * (1 - y^2)``."""
+
+    _forward = staticmethod(F.tanh_forward)
+    _backward = staticmethod(F.tanh_backward)
+
+
+class LeakyReLU(Module):
+    """``y = x`` for ``x > 0`` else ``slope * x``; ``dx = dy`` for ``x > 0`` else ``slope * dy``."""
+
+    def __init__(self, slope: float = 0.2):
+        super().__init__()
+        self.slope = float(slope)
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU({self.slope:g})"
+
+    def forward(self, x):
+        y, cache = F.leaky_relu_forward(x, self.slope)
+        self._save_cache(cache)
+        return y
+
+    def backward(self, dy, need_input_grad: bool = True):
+        cache = self._pop_cache()
+        return F.leaky_relu_backward(dy, cache) if need_input_grad else None
+
+
+class Sequential(Module):
+    """Modules applied in order: ``forward`` chains them, ``backward`` runs them in reverse.
+
+    Layers are named "0", "1", ... so errors and ``state_dict`` keys say which one is meant (``"2.W"``).
+    """
+
+    def __init__(self, *layers: Module):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential: item {i} is a {type(layer).__name__}, not a Module")
+            layer.name = str(i)
+        self.layers = list(layers)
+
+    def __repr__(self) -> str:
+        return "Sequential(" + ", ".join(repr(m) for m in self.layers) + ")"
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dy, need_input_grad: bool = True):
+        for i in range(len(self.layers) - 1, -1, -1):
+            dy = self.layers[i].backward(dy, need_input_grad=need_input_grad or i > 0)
+        return dy
+
+    def output_shape(self, input_shape):
+        for layer in self.layers:
+            input_shape = layer.output_shape(input_shape)
+        return input_shape

@@ -1,0 +1,166 @@
+"""Optimizers: SGD (with momentum and Nesterov) and Adam, updating ``Param.data`` in place.
+
+State (momentum buffers, Adam moments) is keyed by the ``Param`` object and created lazily, on the parameter's own
+backend, the first time that parameter has a gradient. ``state_dict()`` flattens it into a dict of plain arrays
+(keys like ``"3.exp_avg"`` for the 4th parameter), so a checkpoint is an ``.npz`` that loads without pickle.
+A parameter whose ``grad`` is None (frozen, or not reached by backward) is skipped, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .backend import backend_of, to_device, to_numpy, xp_of
+
+
+class Optimizer:
+    """Base class: the parameter list, ``zero_grad``, and array-only state (de)serialisation."""
+
+    hyper_names: tuple[str, ...] = ()
+    slot_names: tuple[str, ...] = ()  # per-parameter state arrays saved in state_dict
+
+    def __init__(self, params, **hyper):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        self.state = {}  # Param -> dict of arrays
+        for name, value in hyper.items():
+            setattr(self, name, value)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.zero_grad()
+
+    def _check_grad(self, p):
+        if p.grad.shape != p.data.shape or p.grad.dtype != p.data.dtype:
+            raise ValueError(
+                f"{type(self).__name__}: gradient of '{p.name}' has shape {tuple(p.grad.shape)} / {p.grad.dtype}, "
+                f"but the parameter is {tuple(p.data.shape)} / {p.data.dtype}"
+            )
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Hyperparameters and per-parameter state as host NumPy arrays."""
+        out = {name: np.asarray(getattr(self, name), dtype=np.float64) for name in self.hyper_names}
+        for i, p in enumerate(self.params):
+            for slot, value in self.state.get(p, {}).items():
+                if slot in self.slot_names:
+                    out[f"{i}.{slot}"] = to_numpy(value).copy()
+        return out
+
+    def load_state_dict(self, state) -> None:
+        """Restore what ``state_dict`` saved; shapes must match this optimizer's parameters."""
+        for name in self.hyper_names:
+            if name not in state:
+                raise ValueError(f"{type(self).__name__} state is missing '{name}' (saved by another optimizer?)")
+            value = np.asarray(state[name])
+            setattr(self, name, tuple(value.tolist()) if value.ndim else value.item())
+        self.state = {}
+        for key, value in state.items():
+            if key in self.hyper_names:
+                continue
+            index, _, slot = key.partition(".")
+            if not index.isdigit() or int(index) >= len(self.params) or slot not in self.slot_names:
+                raise ValueError(f"{type(self).__name__} state has unexpected entry '{key}'")
+            p = self.params[int(index)]
+            value = np.asarray(value)
+            if slot != "step" and value.shape != p.shape:
+                raise ValueError(f"optimizer state '{key}' has shape {value.shape}, parameter '{p.name}' has {p.shape}")
+            if slot == "step":
+                self.state.setdefault(p, {})[slot] = int(value)
+            else:
+                self.state.setdefault(p, {})[slot] = to_device(value.astype(p.data.dtype), backend_of(p.data))
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, PyTorch's formulation.
+
+    With ``g = grad + weight_decay * w``: plain ``w -= lr * g``; with momentum ``mu``, a buffer
+    ``buf = mu * buf + g`` (``buf = g`` at the first step) and ``w -= lr * buf``; with Nesterov,
+    ``w -= lr * (g + mu * buf)``.
+    """
+
+    hyper_names = ("lr", "momentum", "weight_decay")
+    slot_names = ("momentum_buffer",)
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
+        if lr <= 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: need lr > 0, momentum >= 0, weight_decay >= 0 (got {lr}, {momentum}, {weight_decay})")
+        if nesterov and momentum == 0:
+            raise ValueError("SGD: nesterov=True needs momentum > 0")
+        super().__init__(params, lr=float(lr), momentum=float(momentum), weight_decay=float(weight_decay))
+        self.nesterov = bool(nesterov)
+
+    def step(self) -> None:
+        for p in self.params:
+            if p.grad is None:
+                continue
+            self._check_grad(p)
+            g = p.grad
+            if self.weight_decay:
+                g = g + self.weight_decay * p.data
+            if self.momentum:
+                state = self.state.setdefault(p, {})
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = g.copy()
+                else:
+                    buf *= self.momentum
+                    buf += g
+                g = g + self.momentum * buf if self.nesterov else buf
+            p.data -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015) with bias correction, PyTorch's formulation.
+
+    With ``g = grad + weight_decay * w`` and step count t::
+
+        m = beta1 m + (1 - beta1) g            v = beta2 v + (1 - beta2) g^2
+        w -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    The update runs in place through one scratch array per parameter, so a step allocates nothing.
+    """
+
+    hyper_names = ("lr", "betas", "eps", "weight_decay")
+    slot_names = ("step", "exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+        beta1, beta2 = betas
+        if lr <= 0 or not (0 <= beta1 < 1 and 0 <= beta2 < 1) or eps <= 0 or weight_decay < 0:
+            raise ValueError(f"Adam: need lr > 0, 0 <= betas < 1, eps > 0, weight_decay >= 0 (got {lr}, {betas}, {eps})")
+        super().__init__(params, lr=float(lr), betas=(float(beta1), float(beta2)), eps=float(eps),
+                         weight_decay=float(weight_decay))
+
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        for p in self.params:
+            if p.grad is None:
+                continue
+            self._check_grad(p)
+            xp = xp_of(p.data, p.grad)
+            g = p.grad
+            if self.weight_decay:
+                g = g + self.weight_decay * p.data
+            state = self.state.setdefault(p, {})
+            if "exp_avg" not in state:
+                state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
+            if "scratch" not in state:
+                state["scratch"] = xp.empty_like(p.data)
+            state["step"] += 1
+            t = state["step"]
+            m, v, s = state["exp_avg"], state["exp_avg_sq"], state["scratch"]
+            m *= beta1
+            xp.multiply(g, 1 - beta1, out=s)
+            m += s  # m = beta1 m + (1 - beta1) g
+            v *= beta2
+            xp.multiply(g, g, out=s)
+            s *= 1 - beta2
+            v += s  # v = beta2 v + (1 - beta2) g^2
+            xp.sqrt(v, out=s)
+            s *= 1 / math.sqrt(1 - beta2**t)
+            s += self.eps  # s = sqrt(v_hat) + eps
+            xp.divide(m, s, out=s)
+            s *= self.lr / (1 - beta1**t)
+            p.data -= s

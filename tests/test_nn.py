@@ -1,0 +1,184 @@
+"""Modules: gradient checks of every layer, the cache discipline, accumulation, errors, saving, summary."""
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minigan import functional as F
+from minigan import nn
+from minigan.backend import to_numpy
+from minigan.gradcheck import check_module
+
+from strategies import seeds, sizes
+
+
+def _randomize_biases(model, r):
+    """Zero biases put a ReLU network's hidden units exactly at kinks; random ones make every check count."""
+    for p in model.params():
+        if p.name == "b":
+            p.data = r.standard_normal(p.shape).astype(p.data.dtype)
+    return model
+
+
+ACTIVATIONS = [nn.ReLU, nn.Sigmoid, nn.Tanh, lambda: nn.LeakyReLU(0.2)]
+
+
+@given(n=sizes, fan_in=sizes, fan_out=sizes, seed=seeds, init=st.sampled_from(["glorot", "he", "normal"]))
+def test_dense_module_gradients(backend_name, n, fan_in, fan_out, seed, init):
+    r = np.random.default_rng(seed)
+    layer = _randomize_biases(nn.Dense(fan_in, fan_out, rng=r, init=init), r).to(backend_name)
+    x = r.standard_normal((n, fan_in)).astype(np.float32)
+    result = check_module(layer, _dev(x, backend_name))
+    assert [t.name for t in result.tensors] == ["dx", "dW", "db"]
+
+
+def _dev(x, backend_name):
+    from minigan.backend import to_device
+
+    return to_device(x, backend_name)
+
+
+@pytest.mark.parametrize("make", ACTIVATIONS, ids=["ReLU", "Sigmoid", "Tanh", "LeakyReLU"])
+@given(n=sizes, f=sizes, seed=seeds)
+def test_activation_module_gradients(backend_name, make, n, f, seed):
+    x = np.random.default_rng(seed).standard_normal((n, f))
+    check_module(make().to(backend_name), _dev(x, backend_name))
+
+
+@given(n=sizes, widths=st.lists(sizes, min_size=2, max_size=4), seed=seeds)
+def test_sequential_mlp_gradients(backend_name, n, widths, seed):
+    r = np.random.default_rng(seed)
+    layers = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers += [nn.Dense(a, b, rng=r), ACTIVATIONS[i % len(ACTIVATIONS)]()]
+    model = _randomize_biases(nn.Sequential(*layers), r).to(backend_name)
+    result = check_module(model, _dev(r.standard_normal((n, widths[0])), backend_name))
+    assert len(result.tensors) == 1 + 2 * (len(widths) - 1)
+
+
+def test_dense_fast_backward_equals_functional_reference(rng):
+    layer = nn.Dense(5, 3, rng=rng)
+    x, dy = rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal((4, 3)).astype(np.float32)
+    layer.forward(x)
+    dx = layer.backward(dy)
+    ref_dx, ref_dW, ref_db = F.dense_backward(dy, (x, layer.W.data))
+    np.testing.assert_array_equal(dx, ref_dx)
+    np.testing.assert_array_equal(layer.W.grad, ref_dW)
+    np.testing.assert_array_equal(layer.b.grad, ref_db)
+
+
+def test_gradients_accumulate_until_zero_grad(rng):
+    layer = nn.Dense(3, 2, rng=rng)
+    x, dy = rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal((4, 2)).astype(np.float32)
+    layer.forward(x)
+    layer.backward(dy)
+    once = layer.W.grad.copy()
+    layer.forward(x)
+    layer.backward(dy)
+    np.testing.assert_allclose(layer.W.grad, 2 * once, rtol=1e-6)
+    layer.zero_grad()
+    assert layer.W.grad is None and layer.b.grad is None
+
+
+def test_frozen_module_still_returns_dx_and_leaves_grads_alone(rng):
+    model = nn.Sequential(nn.Dense(3, 4, rng=rng), nn.LeakyReLU(), nn.Dense(4, 1, rng=rng)).requires_grad_(False)
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    model.forward(x)
+    dx = model.backward(np.ones((5, 1), np.float32))
+    assert dx.shape == (5, 3) and dx.dtype == np.float32
+    assert all(p.grad is None for p in model.params())
+
+
+def test_need_input_grad_false_skips_dx_but_fills_param_grads(rng):
+    model = nn.Sequential(nn.Dense(3, 4, rng=rng), nn.ReLU(), nn.Dense(4, 1, rng=rng))
+    model.forward(rng.standard_normal((5, 3)).astype(np.float32))
+    assert model.backward(np.ones((5, 1), np.float32), need_input_grad=False) is None
+    assert all(p.grad is not None for p in model.params())
+
+
+def test_backward_without_forward_is_an_error(rng):
+    model = nn.Sequential(nn.Dense(3, 2, rng=rng), nn.ReLU())
+    with pytest.raises(RuntimeError, match=r"layer 1 ReLU\(\): backward\(\) called without a matching forward"):
+        model.backward(np.ones((1, 2), np.float32))
+    model.forward(np.ones((1, 3), np.float32))
+    model.backward(np.ones((1, 2), np.float32))
+    with pytest.raises(RuntimeError, match="without a matching forward"):  # the cache was consumed
+        model.backward(np.ones((1, 2), np.float32))
+
+
+def test_wrong_input_shape_names_the_layer_and_expected_shape(rng):
+    model = nn.Sequential(nn.Dense(784, 16, rng=rng), nn.ReLU(), nn.Dense(16, 1, rng=rng))
+    with pytest.raises(ValueError, match=r"layer 0 Dense\(784->16\): expected input of shape \(batch, 784\), got \(8, 28, 28\)"):
+        model.forward(np.zeros((8, 28, 28), np.float32))
+    with pytest.raises(ValueError, match=r"layer 2 Dense\(16->1\)"):
+        model[2].forward(np.zeros((8, 15), np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.uint8])
+def test_wrong_input_dtype_is_refused_not_promoted(rng, dtype):
+    with pytest.raises(TypeError, match=f"input dtype {np.dtype(dtype)} differs from the weights' float32"):
+        nn.Dense(3, 2, rng=rng).forward(np.zeros((1, 3), dtype))
+
+
+def test_float32_in_float32_out_and_grads(rng):
+    model = nn.Sequential(nn.Dense(3, 4, rng=rng), nn.LeakyReLU(), nn.Dense(4, 2, rng=rng), nn.Tanh(),
+                          nn.Dense(2, 1, rng=rng), nn.Sigmoid())
+    y = model.forward(rng.standard_normal((5, 3)).astype(np.float32))
+    dx = model.backward(np.ones_like(y))
+    assert y.dtype == dx.dtype == np.float32
+    assert all(p.grad.dtype == np.float32 and p.data.dtype == np.float32 for p in model.params())
+
+
+def test_to_dtype_and_state_dict_round_trip(rng):
+    model = nn.Sequential(nn.Dense(3, 4, rng=rng), nn.ReLU(), nn.Dense(4, 1, rng=rng))
+    state = model.state_dict()
+    assert sorted(state) == ["0.W", "0.b", "2.W", "2.b"]
+    twin = nn.Sequential(nn.Dense(3, 4, rng=99), nn.ReLU(), nn.Dense(4, 1, rng=99))
+    twin.load_state_dict(state)
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_array_equal(model.forward(x), twin.forward(x))
+    assert model.to(dtype=np.float64).dtype == np.float64
+    with pytest.raises(ValueError, match="missing"):
+        twin.load_state_dict({"0.W": state["0.W"]})
+    bad = dict(state, **{"2.W": np.zeros((5, 1), np.float32)})
+    with pytest.raises(ValueError, match=r"'2.W': saved shape \(5, 1\) does not match the model's \(4, 1\)"):
+        twin.load_state_dict(bad)
+
+
+def test_initializers_are_seeded_and_scaled():
+    a, b = nn.Dense(400, 300, rng=7), nn.Dense(400, 300, rng=7)
+    np.testing.assert_array_equal(a.W.data, b.W.data)
+    assert np.abs(a.W.data).max() <= np.sqrt(6 / 700) and a.W.data.std() == pytest.approx(np.sqrt(2 / 700), rel=0.02)
+    assert nn.Dense(400, 300, rng=1, init="he").W.data.std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+    assert nn.Dense(400, 300, rng=1, init="normal").W.data.std() == pytest.approx(0.02, rel=0.02)
+    assert not a.b.data.any()
+    with pytest.raises(ValueError, match="unknown init"):
+        nn.Dense(2, 2, init="xavier-ish")
+
+
+def test_summary_lists_layers_shapes_and_counts(rng):
+    out = io.StringIO()
+    nn.Sequential(nn.Dense(100, 256, rng=rng), nn.ReLU(), nn.Dense(256, 784, rng=rng), nn.Sigmoid()).summary(file=out)
+    text = out.getvalue()
+    assert "0: Dense(100->256)" in text and "(1, 784)" in text and "25,856" in text and "201,488" in text
+    assert "total params: 227,344 (trainable 227,344)" in text
+
+
+def test_gpu_module_matches_numpy_twin(backend_name, rng):
+    if backend_name != "cupy":
+        pytest.skip("parity is a CuPy-vs-NumPy test")
+    host = nn.Sequential(nn.Dense(20, 32, rng=1), nn.LeakyReLU(), nn.Dense(32, 1, rng=2), nn.Sigmoid())
+    import copy
+
+    device = copy.deepcopy(host).to("cupy")
+    x = rng.standard_normal((16, 20)).astype(np.float32)
+    y_host, y_dev = host.forward(x), device.forward(_dev(x, "cupy"))
+    np.testing.assert_allclose(to_numpy(y_dev), y_host, rtol=1e-5, atol=1e-6)
+    dy = np.ones_like(y_host)
+    dx_host, dx_dev = host.backward(dy), device.backward(_dev(dy, "cupy"))
+    np.testing.assert_allclose(to_numpy(dx_dev), dx_host, rtol=1e-4, atol=1e-6)
+    for p, q in zip(host.params(), device.params()):
+        np.testing.assert_allclose(to_numpy(q.grad), p.grad, rtol=1e-4, atol=1e-5)
