@@ -1,0 +1,104 @@
+"""Checkpoints: one ``.npz`` of plain arrays (no pickle), written atomically, read with ``allow_pickle=False``.
+
+Layout: ``G/<param>``, ``D/<param>`` (module state dicts), ``g_opt/<key>``, ``d_opt/<key>`` (optimizer state
+dicts), ``step``, ``rng/noise`` (the noise generator's state as uint64 words) and ``config`` (the run's settings
+as UTF-8 JSON bytes). Everything a run needs to continue bit for bit is in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+_MASK64 = (1 << 64) - 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, or does not fit the model it is loaded into."""
+
+
+def rng_state_to_array(rng: np.random.Generator) -> np.ndarray:
+    """PCG64 state (two 128-bit integers and a buffered 32-bit word) as 6 uint64 words."""
+    state = rng.bit_generator.state
+    if state["bit_generator"] != "PCG64":
+        raise ValueError(f"only PCG64 generators (numpy.random.default_rng) can be saved, not {state['bit_generator']}")
+    s, inc = state["state"]["state"], state["state"]["inc"]
+    words = [s >> 64, s & _MASK64, inc >> 64, inc & _MASK64, state["has_uint32"], state["uinteger"]]
+    return np.array(words, dtype=np.uint64)
+
+
+def rng_from_array(words) -> np.random.Generator:
+    w = [int(v) for v in np.asarray(words, dtype=np.uint64)]
+    if len(w) != 6:
+        raise CheckpointError(f"saved generator state has {len(w)} words, expected 6")
+    rng = np.random.default_rng()
+    rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+                               "has_uint32": w[4], "uinteger": w[5]}
+    return rng
+
+
+def atomic_write(path, write) -> None:
+    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it into place.
+
+    A crash or Ctrl-C mid-write leaves the previous file intact: readers see the old or the new file, never half.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path, *, G, D, g_optimizer, d_optimizer, step: int, rng, config: dict) -> None:
+    arrays = {f"G/{k}": v for k, v in G.state_dict().items()}
+    arrays.update({f"D/{k}": v for k, v in D.state_dict().items()})
+    arrays.update({f"g_opt/{k}": v for k, v in g_optimizer.state_dict().items()})
+    arrays.update({f"d_opt/{k}": v for k, v in d_optimizer.state_dict().items()})
+    arrays["step"] = np.asarray(step, dtype=np.int64)
+    arrays["rng/noise"] = rng_state_to_array(rng)
+    arrays["config"] = np.frombuffer(json.dumps(config, sort_keys=True).encode(), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_checkpoint(path) -> dict:
+    """The checkpoint's arrays, grouped: ``{"G": {...}, "D": {...}, "g_opt": ..., "d_opt": ..., "step": int,
+    "rng": Generator, "config": dict}``. Raises CheckpointError saying what is wrong and what to do."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.npz"
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}: pass a run folder made by `minigan train` or its "
+                              "checkpoint.npz")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {err}). It cannot be resumed; "
+            "delete it and start the run again, or use a copy you kept."
+        ) from None
+    missing = [k for k in ("step", "rng/noise", "config") if k not in arrays]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {missing}: it was not written by `minigan train`")
+    groups = {"G": {}, "D": {}, "g_opt": {}, "d_opt": {}}
+    for key, value in arrays.items():
+        head, _, rest = key.partition("/")
+        if head in groups:
+            groups[head][rest] = value
+    try:
+        config = json.loads(arrays["config"].tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"checkpoint {path} has an unreadable config ({err})") from None
+    return dict(groups, step=int(arrays["step"]), rng=rng_from_array(arrays["rng/noise"]), config=config, path=path)

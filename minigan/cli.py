@@ -1,0 +1,164 @@
+"""``minigan`` on the command line: ``train``, ``sample`` and ``evaluate``.
+
+    minigan train                                  # the default run: an MLP GAN on the bundled digits
+    minigan train --dataset ring8 --out runs/ring  # minigan's best configuration for the 8-Gaussian ring
+    minigan train --resume runs/ring --steps 10000 # continue that run, exactly
+    minigan sample runs/ring/checkpoint.npz -n 64 --npy samples.npy
+    minigan evaluate runs/ring
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+
+
+def _train_parser(sub):
+    p = sub.add_parser("train", help="train a GAN and write pictures, metrics and a checkpoint into a run folder",
+                       description="Train a GAN. Unset options take the dataset's defaults (see README).")
+    p.add_argument("--dataset", default=None, help="digits (bundled, default), mnist, fashion-mnist, ring8, grid25, "
+                                                   "moons, spiral")
+    p.add_argument("--arch", default=None, help="mlp (images, default), seed (the classic 100-256-784 MLP), "
+                                                "toy (2-D, default), pacgan")
+    steps = p.add_mutually_exclusive_group()
+    steps.add_argument("--steps", type=int, default=None, help="total generator steps of the run")
+    steps.add_argument("--epochs", type=float, default=None, help="passes over the data instead of --steps")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr-g", type=float, default=None, help="generator Adam learning rate")
+    p.add_argument("--lr-d", type=float, default=None, help="discriminator Adam learning rate")
+    p.add_argument("--beta1", type=float, default=None, help="Adam beta1 (0.5 as in DCGAN by default)")
+    p.add_argument("--loss", choices=["nonsaturating", "minimax"], default=None,
+                   help="generator loss: nonsaturating -E[log D(G(z))] (default) or minimax E[log(1-D(G(z)))]")
+    p.add_argument("--d-steps", type=int, default=None, help="discriminator steps per generator step")
+    p.add_argument("--label-smoothing", type=float, default=None, help="one-sided: real targets 1-s")
+    p.add_argument("--instance-noise", type=float, default=None, help="std of Gaussian noise on D's inputs")
+    p.add_argument("--pack", type=int, default=None, help="PacGAN packing degree m (D judges m samples at once)")
+    p.add_argument("--backend", default=None, help="numpy (default), cupy, or auto; also $MINIGAN_BACKEND")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<arch>-<time>)")
+    p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its checkpoint")
+    p.add_argument("--sample-every", type=int, default=None, help="steps between sample grids and checkpoints")
+    p.add_argument("--log-every", type=int, default=None, help="steps between metrics.jsonl rows")
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST/Fashion-MNIST .gz files "
+                                                    "(else $MINIGAN_DATA_DIR, then the cache, then download)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _cmd_train(args) -> int:
+    from . import train as T
+
+    given = {k: v for k, v in vars(args).items()
+             if v is not None and k in {f.name for f in T.fields(T.TrainConfig)}}
+    try:
+        if args.resume:
+            if args.out:
+                raise ValueError("--resume continues a run in its own folder; --out cannot be combined with it")
+            out = T.resume(args.resume, overrides=given, progress=not args.no_progress)
+        else:
+            config = T.TrainConfig(**given)
+            out = Path(args.out) if args.out else Path("runs") / (
+                f"{config.dataset}-{config.arch or 'default'}-{time.strftime('%Y%m%d-%H%M%S')}")
+            if (out / T.CHECKPOINT).exists():
+                raise ValueError(f"{out} already holds a run; continue it with --resume {out}, or pick another --out")
+            out = T.train(config, out, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        return 130
+    print(f"done: pictures in {out / 'samples.png'} and {out / 'samples'}/, curves in {out / 'losses.png'}, "
+          f"checkpoint {out / T.CHECKPOINT}")
+    return 0
+
+
+def load_generator(checkpoint, backend_name: str = "numpy"):
+    """``(generator, config)`` rebuilt from a checkpoint (a run folder or its checkpoint.npz)."""
+    from . import models
+    from .checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    cfg = ckpt["config"]
+    G, _ = models.build_models(cfg["arch"], cfg["data_dim"], rng=0, noise_dim=cfg["noise_dim"], pack=cfg["pack"])
+    G.load_state_dict(ckpt["G"])
+    return G.to(backend_name), cfg, ckpt["path"]
+
+
+def generate_samples(G, cfg, n: int, seed: int = 0, backend_name: str = "numpy") -> np.ndarray:
+    """n samples in the data's own scale: images as (n, 784) pixel intensities in [0, 1], 2-D points as they are."""
+    from .backend import to_device, to_numpy
+
+    z = np.random.default_rng(seed).standard_normal((n, cfg["noise_dim"]), dtype=np.float32)
+    x = to_numpy(G.forward(to_device(z, backend_name)))
+    if cfg["data_kind"] == "image":
+        x = (x + 1) / 2 if cfg["data_scale"] == "tanh" else x
+        x = np.clip(x, 0, 1)
+    return x.astype(np.float32)
+
+
+def _cmd_sample(args) -> int:
+    from . import backend, data, plot
+
+    G, cfg, path = load_generator(args.checkpoint, backend.resolve(args.backend))
+    x = generate_samples(G, cfg, args.n, args.seed, backend.resolve(args.backend))
+    out = Path(args.out) if args.out else path.parent / f"sample_{args.n}_seed{args.seed}.png"
+    if cfg["data_kind"] == "image":
+        plot.save_image_grid(x.reshape(-1, 28, 28), out, title=f"{cfg['dataset']}, {len(x)} samples")
+    else:
+        modes = {"ring8": data.ring8_modes, "grid25": data.grid25_modes}.get(cfg["dataset"])
+        plot.save_scatter(x, out, modes=modes() if modes else None, title=f"{cfg['dataset']}, {len(x)} samples")
+    print(f"wrote {out}")
+    if args.npy:
+        from .checkpoint import atomic_write
+
+        atomic_write(args.npy, lambda f: np.save(f, x, allow_pickle=False))
+        print(f"wrote {args.npy}: {x.shape} float32 in the data's own scale")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_run
+
+    evaluate_run(args.run, n=args.n, seed=args.seed, data_dir=args.data_dir, backend_name=args.backend)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="minigan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"minigan {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    s = sub.add_parser("sample", help="draw samples from a saved generator")
+    s.add_argument("checkpoint", help="a run folder or its checkpoint.npz")
+    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default=None, help="PNG path (default: beside the checkpoint)")
+    s.add_argument("--npy", default=None, help="also save the raw samples as an (n, features) .npy")
+    s.add_argument("--backend", default=None)
+    e = sub.add_parser("evaluate", help="measure a trained generator against the real data")
+    e.add_argument("run", help="a run folder or its checkpoint.npz")
+    e.add_argument("-n", type=int, default=None, help="samples to draw (default 2,500 for 2-D, 10,000 for images)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--backend", default=None)
+    args = parser.parse_args(argv)
+    handlers = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate}
+    try:
+        return handlers[args.command](args)
+    except Exception as err:  # user-facing errors: one clear line, no traceback
+        from .backend import BackendError
+        from .checkpoint import CheckpointError
+        from .data import DatasetError
+        from .train import TrainingDiverged
+
+        if isinstance(err, (BackendError, CheckpointError, DatasetError, TrainingDiverged, ValueError,
+                            FileNotFoundError)):
+            print(f"minigan {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""The GAN training step (Goodfellow et al., 2014), written out so each gradient can be followed by hand.
+
+The discriminator D outputs a *logit* ``D_logit(x)``; ``D(x) = sigmoid(D_logit(x))`` is its belief that x is real.
+
+**D step.** A real batch x and a fake batch ``G(z)`` (used as plain data: no gradient flows into G) go through D
+as one batch (one GEMM per layer instead of two), and D descends
+
+    L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]
+
+which is binary cross-entropy from logits with target 1 for real and 0 for fake, summed over the two halves.
+
+**G step.** Fresh noise z, then ``G(z)`` through D. G descends, by default, the *non-saturating* loss
+
+    L_G = -E_z[log D(G(z))]                  ("nonsaturating", Goodfellow et al. 2014, section 3)
+
+whose gradient is strong exactly when D confidently rejects the fakes -- early in training. The *minimax* form
+``L_G = E_z[log(1 - D(G(z)))]`` ("minimax") is the game as written in the paper; its gradient vanishes when
+``D(G(z)) -> 0``, which is why G stalls with it. Backward runs through D with D's parameters frozen (their
+gradients are never computed) to get ``dL_G/dG(z)``, then through G.
+
+Every gradient here can be checked end to end: ``minigan.gradcheck.check_gan_step``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import functional as F
+from .backend import backend_of, to_device, to_numpy, xp_of
+from .init import as_rng
+
+GENERATOR_LOSSES = ("nonsaturating", "minimax")
+
+
+# ---------------------------------------------------------------------------------------------- the losses
+
+
+def discriminator_loss(logits, targets):
+    """``L_D`` from logits of a batch that stacks real and fake halves of equal size, and its gradient.
+
+    The BCE mean over the stacked batch is the *average* of the two halves' means; ``L_D`` is their *sum*, so it
+    is twice that mean (and so is its gradient). ``targets`` is 1 (or ``1 - smoothing``) for real, 0 for fake.
+    """
+    mean_bce, cache = F.bce_with_logits_forward(logits, targets)
+    return 2 * mean_bce, F.bce_with_logits_backward(2.0, cache)
+
+
+def generator_loss(logits_fake, kind: str = "nonsaturating"):
+    """``L_G`` and ``dL_G/dlogits`` for D's logits on a fake batch.
+
+    * nonsaturating: ``-mean(log D(G(z)))`` = BCE with target 1;
+    * minimax: ``mean(log(1 - D(G(z))))`` = minus the BCE with target 0.
+    """
+    xp = xp_of(logits_fake)
+    if kind == "nonsaturating":
+        loss, cache = F.bce_with_logits_forward(logits_fake, xp.ones_like(logits_fake))
+        return loss, F.bce_with_logits_backward(1.0, cache)
+    if kind == "minimax":
+        loss, cache = F.bce_with_logits_forward(logits_fake, xp.zeros_like(logits_fake))
+        return -loss, F.bce_with_logits_backward(-1.0, cache)
+    raise ValueError(f"unknown generator loss {kind!r}: choose one of {', '.join(GENERATOR_LOSSES)}")
+
+
+def pack(x, m: int):
+    """PacGAN packing (Lin et al., 2018): ``(N, d) -> (N/m, m*d)``, m consecutive samples judged as one."""
+    return x if m == 1 else x.reshape(x.shape[0] // m, m * x.shape[1])
+
+
+# ------------------------------------------------------------------------------------------------ the model
+
+
+class GAN:
+    """A generator, a discriminator (outputting logits), their optimizers, and the training step.
+
+    Parameters
+    ----------
+    generator, discriminator : Module
+        ``G: (N, noise_dim) -> (N, d)``; ``D: (N / pack, pack * d) -> (N / pack, 1)`` logits.
+    g_optimizer, d_optimizer : Optimizer
+        Built on ``generator.params()`` and ``discriminator.params()``.
+    noise_dim : int
+        Size of z; z ~ N(0, I), drawn from ``rng`` on the host (so NumPy and CuPy runs see the same noise).
+    loss : "nonsaturating" | "minimax"
+        The generator's loss (see the module docstring).
+    d_steps : int
+        Discriminator updates per generator update (each on its own real batch).
+    label_smoothing : float
+        One-sided label smoothing (Salimans et al., 2016): real targets ``1 - s``, fake targets stay 0. Keeps D
+        from growing over-confident logits; helps when D wins too quickly.
+    instance_noise : float
+        Standard deviation of Gaussian noise added to every input D sees, real and fake (Sønderby et al., 2017):
+        blurs the two distributions so they overlap and D's gradient stays informative.
+    pack : int
+        PacGAN packing degree m: D judges m samples at once, which penalises mode collapse.
+    """
+
+    def __init__(self, generator, discriminator, g_optimizer, d_optimizer, noise_dim: int,
+                 loss: str = "nonsaturating", rng=None, d_steps: int = 1, label_smoothing: float = 0.0,
+                 instance_noise: float = 0.0, pack: int = 1):
+        if loss not in GENERATOR_LOSSES:
+            raise ValueError(f"unknown generator loss {loss!r}: choose one of {', '.join(GENERATOR_LOSSES)}")
+        if d_steps < 1 or pack < 1 or not 0 <= label_smoothing < 1 or instance_noise < 0:
+            raise ValueError("GAN: need d_steps >= 1, pack >= 1, 0 <= label_smoothing < 1, instance_noise >= 0")
+        self.G, self.D = generator, discriminator
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.noise_dim, self.loss = int(noise_dim), loss
+        self.rng = as_rng(rng)
+        self.d_steps, self.label_smoothing = int(d_steps), float(label_smoothing)
+        self.instance_noise, self.pack = float(instance_noise), int(pack)
+        self._targets = {}  # (n, dtype, backend) -> stacked D targets, built once
+
+    # ------------------------------------------------------------------ sampling
+    @property
+    def backend(self) -> str:
+        return backend_of(self.G.params()[0].data)
+
+    @property
+    def dtype(self):
+        return self.G.params()[0].data.dtype
+
+    def sample_noise(self, n: int):
+        """z ~ N(0, I) of shape ``(n, noise_dim)``, G's dtype, on G's backend."""
+        z = self.rng.standard_normal((n, self.noise_dim), dtype=np.float32).astype(self.dtype, copy=False)
+        return z if self.backend == "numpy" else to_device(z, self.backend)
+
+    def generate(self, n: int | None = None, z=None):
+        """G(z) for given noise, or for n fresh draws. Nothing is kept for a backward pass."""
+        z = self.sample_noise(n) if z is None else z
+        x = self.G.forward(z)
+        for m in self.G.modules():
+            m._cache = None  # sampling only: drop the activations
+        return x
+
+    def _instance_noise(self, rows: int, cols: int):
+        """Gaussian instance noise of shape ``(rows, cols)`` (None when switched off)."""
+        if not self.instance_noise:
+            return None
+        eps = self.rng.standard_normal((rows, cols), dtype=np.float32) * np.float32(self.instance_noise)
+        eps = eps.astype(self.dtype, copy=False)
+        return eps if self.backend == "numpy" else to_device(eps, self.backend)
+
+    def _stacked_targets(self, n: int, x):
+        """Targets for ``n`` packed real rows then ``n`` packed fake rows: ``1 - smoothing`` and 0."""
+        key = (n, x.dtype.str, backend_of(x), self.label_smoothing)
+        if key not in self._targets:
+            t = np.zeros((2 * n, 1), dtype=x.dtype)
+            t[:n] = 1.0 - self.label_smoothing
+            self._targets[key] = t if backend_of(x) == "numpy" else to_device(t, backend_of(x))
+        return self._targets[key]
+
+    # ------------------------------------------------------------------ gradients (no optimizer step)
+    def discriminator_gradients(self, real, z, noise=None):
+        """Forward/backward of ``L_D``; adds ``dL_D/dtheta_D`` into D's grads. Returns 0-d arrays.
+
+        ``real``: ``(N, d)`` data; ``z``: ``(N, noise_dim)``; ``noise``: optional ``(2N, d)`` instance noise.
+        """
+        fake = self.generate(z=z)  # (N, d): data for D; G is not differentiated here
+        xp = xp_of(real, fake)
+        x = xp.concatenate([pack(real, self.pack), pack(fake, self.pack)])  # (2N/m, m*d): one pass through D
+        if noise is not None:
+            x += pack(noise, self.pack)  # packing commutes with stacking: rows stay aligned
+        logits = self.D.forward(x)  # (2N/m, 1)
+        n = logits.shape[0] // 2
+        loss, dlogits = discriminator_loss(logits, self._stacked_targets(n, logits))
+        self.D.backward(dlogits, need_input_grad=False)  # D's input is data: no dx needed
+        probs, _ = F.sigmoid_forward(logits)
+        return {"d_loss": loss, "d_real": probs[:n].mean(), "d_fake": probs[n:].mean()}
+
+    def generator_gradients(self, z, noise=None):
+        """Forward/backward of ``L_G`` through a frozen D; adds ``dL_G/dtheta_G`` into G's grads."""
+        fake = self.G.forward(z)  # (N, d), cache kept for G's backward
+        x = pack(fake, self.pack)  # (N/m, m*d)
+        if noise is not None:
+            x = x + pack(noise, self.pack)
+        frozen = [p.requires_grad for p in self.D.params()]
+        self.D.requires_grad_(False)  # D's parameter gradients are not wanted: skip computing them
+        try:
+            logits = self.D.forward(x)  # (N/m, 1)
+            loss, dlogits = generator_loss(logits, self.loss)
+            dx = self.D.backward(dlogits)  # (N/m, m*d): how G's samples should move
+        finally:
+            for p, flag in zip(self.D.params(), frozen):
+                p.requires_grad = flag
+        self.G.backward(dx.reshape(fake.shape), need_input_grad=False)  # z needs no gradient
+        return {"g_loss": loss}
+
+    # ------------------------------------------------------------------ the step
+    def train_step(self, real_batches, to_host: bool = True) -> dict:
+        """One generator update after ``d_steps`` discriminator updates.
+
+        ``real_batches``: one ``(N, d)`` array, or a sequence of ``d_steps`` of them. Returns ``d_loss``,
+        ``g_loss``, ``d_real`` (mean D(x)) and ``d_fake`` (mean D(G(z))), as Python floats -- or, with
+        ``to_host=False``, as 0-d arrays left on the device so a GPU step never waits for the host.
+        """
+        batches = [real_batches] if hasattr(real_batches, "shape") else list(real_batches)
+        if len(batches) != self.d_steps:
+            raise ValueError(f"train_step needs {self.d_steps} real batch(es) (d_steps), got {len(batches)}")
+        for real in batches:
+            n = real.shape[0]
+            if n % self.pack:
+                raise ValueError(f"batch size {n} is not a multiple of pack={self.pack}")
+            z = self.sample_noise(n)
+            noise = self._instance_noise(2 * n, real.shape[1])
+            self.D.zero_grad()
+            stats = self.discriminator_gradients(real, z, noise)
+            self.d_optimizer.step()
+        n = batches[-1].shape[0]
+        z = self.sample_noise(n)
+        noise = self._instance_noise(n, batches[-1].shape[1])
+        self.G.zero_grad()
+        stats.update(self.generator_gradients(z, noise))
+        self.g_optimizer.step()
+        return {k: float(to_numpy(v)) for k, v in stats.items()} if to_host else stats

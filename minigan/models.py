@@ -1,0 +1,57 @@
+"""The architectures ``minigan train --arch`` knows, built on the host from one seeded Generator.
+
+* ``seed``: the classic first GAN of many tutorials. G 100->256->784 (ReLU, sigmoid output in [0, 1]);
+  D 784->256->1 (LeakyReLU 0.2).
+* ``mlp`` (default for images): G 100->256->512->1024->784 (LeakyReLU 0.2, tanh output in [-1, 1]);
+  D 784->512->256->1 (LeakyReLU 0.2).
+* ``toy`` (default for 2-D data): G noise->4x256->2 (ReLU, linear output); D 2->3x256->1 (LeakyReLU 0.2).
+* ``pacgan``: the architecture of PacGAN's 2-D experiments without batch norm: G 2->4x400->2 (ReLU);
+  D (2*pack)->3x200->1 (LeakyReLU 0.2).
+
+The discriminator always ends in a single logit (no sigmoid): the loss is computed stably from logits.
+"""
+
+from __future__ import annotations
+
+from .init import as_rng
+from .nn import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+
+ARCHS = ("mlp", "seed", "toy", "pacgan")
+#: the data scale each architecture's generator produces ("tanh": [-1, 1], "sigmoid": [0, 1], None: unbounded)
+OUTPUT_SCALE = {"mlp": "tanh", "seed": "sigmoid", "toy": None, "pacgan": None}
+NOISE_DIM = {"mlp": 100, "seed": 100, "toy": 8, "pacgan": 2}
+
+
+def mlp(widths, hidden, out=None, rng=None, init="glorot"):
+    """``Dense -> hidden() -> ... -> Dense [-> out()]`` through the given layer widths."""
+    layers = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(Dense(a, b, rng=rng, init=init))
+        if i < len(widths) - 2:
+            layers.append(hidden())
+    if out is not None:
+        layers.append(out())
+    return Sequential(*layers)
+
+
+def build_models(arch: str, data_dim: int, rng=None, noise_dim: int | None = None, pack: int = 1):
+    """``(generator, discriminator)`` for an architecture name; see the module docstring."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
+    rng = as_rng(rng)
+    nz = NOISE_DIM[arch] if noise_dim is None else int(noise_dim)
+    leaky = lambda: LeakyReLU(0.2)  # noqa: E731
+    d_in = data_dim * pack
+    if arch == "seed":
+        G = mlp([nz, 256, data_dim], ReLU, Sigmoid, rng)
+        D = mlp([d_in, 256, 1], leaky, None, rng)
+    elif arch == "mlp":
+        G = mlp([nz, 256, 512, 1024, data_dim], leaky, Tanh, rng)
+        D = mlp([d_in, 512, 256, 1], leaky, None, rng)
+    elif arch == "toy":
+        G = mlp([nz, 256, 256, 256, 256, data_dim], ReLU, None, rng, init="he")
+        D = mlp([d_in, 256, 256, 256, 1], leaky, None, rng, init="he")
+    else:  # pacgan
+        G = mlp([nz, 400, 400, 400, 400, data_dim], ReLU, None, rng, init="he")
+        D = mlp([d_in, 200, 200, 200, 1], leaky, None, rng, init="he")
+    return G, D

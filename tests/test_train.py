@@ -1,0 +1,131 @@
+"""The main job: run folders, exact resume, checkpoints and their errors, the CLI end to end."""
+
+import json
+
+import numpy as np
+import pytest
+
+from minigan import cli
+from minigan.checkpoint import CheckpointError, load_checkpoint, rng_from_array, rng_state_to_array
+from minigan.train import Run, TrainConfig, TrainingDiverged, resume, train
+
+TOY = dict(dataset="ring8", arch="toy", batch_size=32, sample_every=10, log_every=5, noise_dim=4)
+
+
+def _arrays(path):
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files if k != "config"}
+
+
+def test_rng_state_round_trip():
+    rng = np.random.default_rng(42)
+    rng.standard_normal(3)
+    twin = rng_from_array(rng_state_to_array(rng))
+    np.testing.assert_array_equal(rng.standard_normal(5), twin.standard_normal(5))
+
+
+def test_run_folder_has_every_file(tmp_path):
+    out = train(TrainConfig(steps=20, **TOY), tmp_path / "run", progress=False)
+    for name in ["config.json", "metrics.jsonl", "samples.png", "losses.png", "checkpoint.npz",
+                 "samples/step_000010.png", "samples/step_000020.png"]:
+        assert (out / name).exists(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["seed"] == 0 and config["backend"] == "numpy" and "numpy" in config["versions"]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [5, 10, 15, 20]
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "steps_per_s"} <= set(rows[0])
+
+
+def test_resume_is_bit_for_bit_identical_to_an_uninterrupted_run(tmp_path):
+    train(TrainConfig(steps=30, **TOY), tmp_path / "straight", progress=False)
+    train(TrainConfig(steps=12, **TOY), tmp_path / "split", progress=False)
+    resume(tmp_path / "split", {"steps": 30}, progress=False)
+    a, b = _arrays(tmp_path / "straight/checkpoint.npz"), _arrays(tmp_path / "split/checkpoint.npz")
+    assert sorted(a) == sorted(b) and int(b["step"]) == 30
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    rows = [json.loads(line)["step"] for line in (tmp_path / "split/metrics.jsonl").read_text().splitlines()]
+    assert rows == [5, 10, 12, 15, 20, 25, 30]  # the first part's last step, then no duplicated or lost rows
+
+
+def test_resume_refuses_to_change_what_defines_the_run(tmp_path):
+    train(TrainConfig(steps=5, **TOY), tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="trained with lr_d=0.0001; resuming with 0.5"):
+        resume(tmp_path / "run", {"lr_d": 0.5, "steps": 10}, progress=False)
+
+
+def test_checkpoint_errors_say_what_is_wrong(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "nothing.npz")
+    out = train(TrainConfig(steps=5, **TOY), tmp_path / "run", progress=False)
+    ckpt = out / "checkpoint.npz"
+    ckpt.write_bytes(ckpt.read_bytes()[: len(ckpt.read_bytes()) // 2])  # a partial write
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(ckpt)
+    np.savez(ckpt, G=np.zeros(3))
+    with pytest.raises(CheckpointError, match="lacks"):
+        load_checkpoint(ckpt)
+
+
+def test_checkpoint_for_another_architecture_is_refused(tmp_path):
+    out = train(TrainConfig(steps=5, **TOY), tmp_path / "run", progress=False)
+    ckpt = load_checkpoint(out)
+    other = Run(TrainConfig(steps=5, **dict(TOY, arch="pacgan", noise_dim=2)), tmp_path / "other", progress=False)
+    with pytest.raises(CheckpointError, match="does not fit this run's models"):
+        other.restore(ckpt)
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path):
+    run = Run(TrainConfig(steps=30, **TOY), tmp_path / "run", progress=False)
+    original = run.gan.train_step
+
+    def exploding(real, to_host=True):
+        stats = original(real, to_host)
+        if run.step >= 14:
+            stats["d_loss"] = float("nan")
+        return stats
+
+    run.gan.train_step = exploding
+    with pytest.raises(TrainingDiverged, match=r"step 15: a loss is not finite.*learning rate.*checkpoint.*kept"):
+        run.train()
+    assert load_checkpoint(tmp_path / "run")["step"] == 10
+
+
+def test_cli_train_sample_and_errors_end_to_end(tmp_path, capsys):
+    out = tmp_path / "digits"
+    assert cli.main(["train", "--steps", "4", "--sample-every", "2", "--log-every", "2", "--batch-size", "16",
+                     "--out", str(out), "--no-progress"]) == 0
+    assert "pictures in" in capsys.readouterr().out
+    import matplotlib.image
+
+    grid = matplotlib.image.imread(out / "samples.png")
+    assert grid.shape[0] > 8 * 28 and grid.shape[1] >= 8 * 28 * 2  # 64 digits, drawn 3x, 8 per row
+    npy = tmp_path / "s.npy"
+    assert cli.main(["sample", str(out / "checkpoint.npz"), "-n", "10", "--npy", str(npy),
+                     "--out", str(tmp_path / "s.png")]) == 0
+    x = np.load(npy, allow_pickle=False)
+    assert x.shape == (10, 784) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert (tmp_path / "s.png").exists()
+    # errors are one clear line, exit status 2
+    assert cli.main(["train", "--dataset", "cifar", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert "cifar" in capsys.readouterr().err
+    assert cli.main(["sample", str(tmp_path / "missing")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    assert cli.main(["train", "--out", str(out), "--steps", "2", "--no-progress"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_cli_resume_continues_to_the_new_step_count(tmp_path):
+    out = tmp_path / "ring"
+    args = ["--dataset", "ring8", "--arch", "toy", "--batch-size", "32", "--sample-every", "5", "--no-progress"]
+    assert cli.main(["train", "--steps", "5", "--out", str(out)] + args) == 0
+    assert cli.main(["train", "--resume", str(out), "--steps", "8", "--no-progress"]) == 0
+    assert load_checkpoint(out)["step"] == 8
+
+
+def test_seed_architecture_trains_on_sigmoid_scaled_digits(tmp_path):
+    run = Run(TrainConfig(arch="seed", steps=2, batch_size=8, sample_every=2, log_every=1), tmp_path / "s",
+              progress=False)
+    assert run.dataset.scale == "sigmoid"
+    assert [type(m).__name__ for m in run.gan.G] == ["Dense", "ReLU", "Dense", "Sigmoid"]
+    run.train()
