@@ -74,35 +74,12 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def load_generator(checkpoint, backend_name: str = "numpy"):
-    """``(generator, config)`` rebuilt from a checkpoint (a run folder or its checkpoint.npz)."""
-    from . import models
-    from .checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(checkpoint)
-    cfg = ckpt["config"]
-    G, _ = models.build_models(cfg["arch"], cfg["data_dim"], rng=0, noise_dim=cfg["noise_dim"], pack=cfg["pack"])
-    G.load_state_dict(ckpt["G"])
-    return G.to(backend_name), cfg, ckpt["path"]
-
-
-def generate_samples(G, cfg, n: int, seed: int = 0, backend_name: str = "numpy") -> np.ndarray:
-    """n samples in the data's own scale: images as (n, 784) pixel intensities in [0, 1], 2-D points as they are."""
-    from .backend import to_device, to_numpy
-
-    z = np.random.default_rng(seed).standard_normal((n, cfg["noise_dim"]), dtype=np.float32)
-    x = to_numpy(G.forward(to_device(z, backend_name)))
-    if cfg["data_kind"] == "image":
-        x = (x + 1) / 2 if cfg["data_scale"] == "tanh" else x
-        x = np.clip(x, 0, 1)
-    return x.astype(np.float32)
-
-
 def _cmd_sample(args) -> int:
     from . import backend, data, plot
+    from .evaluate import generate_samples, load_generator
 
     G, cfg, path = load_generator(args.checkpoint, backend.resolve(args.backend))
-    x = generate_samples(G, cfg, args.n, args.seed, backend.resolve(args.backend))
+    x = generate_samples(G, cfg, args.n, args.seed)
     out = Path(args.out) if args.out else path.parent / f"sample_{args.n}_seed{args.seed}.png"
     if cfg["data_kind"] == "image":
         plot.save_image_grid(x.reshape(-1, 28, 28), out, title=f"{cfg['dataset']}, {len(x)} samples")

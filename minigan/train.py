@@ -124,6 +124,7 @@ class Run:
         self.fixed_z = backend.to_device(fixed, self.backend)  # the same 64 z's for every sample grid
         self.step = 0
         self.rows: list[dict] = []
+        self._classifier = None  # loaded on first use, for the quality numbers of image runs
 
     # ------------------------------------------------------------------ files
     def saved_config(self) -> dict:
@@ -176,10 +177,7 @@ class Run:
 
     def quality(self) -> dict:
         """Cheap quality numbers for the log: mode coverage (2-D) or classes and MNIST score (images)."""
-        try:
-            from . import metrics
-        except ImportError:  # metrics are optional for training
-            return {}
+        from . import metrics
         rng = np.random.default_rng([self.config.seed, 4])
         if self.dataset.kind == "2d" and self.dataset.modes is not None:
             z = rng.standard_normal((2500, self.config.noise_dim), dtype=np.float32)
@@ -190,8 +188,11 @@ class Run:
             z = rng.standard_normal((1000, self.config.noise_dim), dtype=np.float32)
             x = self.samples_host(backend.to_device(z, self.backend))
             images01 = self.dataset.to_images(x).reshape(len(x), -1).astype(np.float32)
-            probs = metrics.load_classifier().probs(images01)
-            return {"classes_covered": metrics.classes_covered(probs), "mnist_score": metrics.mnist_score(probs)}
+            if self._classifier is None:
+                self._classifier = metrics.load_classifier().to(self.backend)
+            probs = self._classifier.probs(images01)
+            counts = metrics.class_histogram(probs.argmax(axis=1))
+            return {"classes_covered": metrics.classes_covered(counts), "mnist_score": metrics.mnist_score(probs)}
         return {}
 
     # ------------------------------------------------------------------ the loop

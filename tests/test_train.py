@@ -129,3 +129,22 @@ def test_seed_architecture_trains_on_sigmoid_scaled_digits(tmp_path):
     assert run.dataset.scale == "sigmoid"
     assert [type(m).__name__ for m in run.gan.G] == ["Dense", "ReLU", "Dense", "Sigmoid"]
     run.train()
+
+
+def test_cli_evaluate_writes_eval_json_for_a_2d_run(tmp_path, capsys):
+    out = tmp_path / "ring"
+    assert cli.main(["train", "--dataset", "ring8", "--steps", "10", "--batch-size", "32", "--sample-every", "10",
+                     "--out", str(out), "--no-progress"]) == 0
+    assert cli.main(["evaluate", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| model | HQ % | modes | reverse KL |" in printed
+    result = json.loads((out / "eval.json").read_text())
+    assert result["num_samples"] == 2500 and result["num_modes"] == 8 and 0 <= result["high_quality"] <= 1
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert "modes_covered" in rows[-1]  # the cheap quality numbers are logged at sample steps
+
+
+def test_image_run_logs_classes_and_mnist_score(tmp_path):
+    out = train(TrainConfig(steps=2, batch_size=8, sample_every=2, log_every=1), tmp_path / "d", progress=False)
+    last = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
+    assert 1 <= last["classes_covered"] <= 10 and 1 <= last["mnist_score"] <= 10
