@@ -1,6 +1,8 @@
 """The main job: run folders, exact resume, checkpoints and their errors, the CLI end to end."""
 
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from minigan import cli
 from minigan.checkpoint import CheckpointError, load_checkpoint, rng_from_array, rng_state_to_array
 from minigan.train import Run, TrainConfig, TrainingDiverged, resume, train
 
-TOY = dict(dataset="ring8", arch="toy", batch_size=32, sample_every=10, log_every=5, noise_dim=4)
+TOY = dict(dataset="ring8", arch="toy", batch_size=32, sample_every=10, log_every=5, noise_dim=4, lr_decay="none")
 
 
 def _arrays(path):
@@ -48,9 +50,31 @@ def test_resume_is_bit_for_bit_identical_to_an_uninterrupted_run(tmp_path):
     assert rows == [5, 10, 12, 15, 20, 25, 30]  # the first part's last step, then no duplicated or lost rows
 
 
+def test_ctrl_c_saves_and_resume_finishes_the_same_run_with_a_decaying_lr(tmp_path):
+    config = TrainConfig(steps=24, **dict(TOY, lr_decay="linear"))
+    train(config, tmp_path / "straight", progress=False)
+    run = Run(config, tmp_path / "cut", progress=False)
+    original = run.gan.train_step
+
+    def interrupted(real, to_host=True):
+        stats = original(real, to_host)
+        if run.step == 10:  # the 11th step is under way: Ctrl-C arrives now
+            os.kill(os.getpid(), signal.SIGINT)
+        return stats
+
+    run.gan.train_step = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        run.train()
+    assert load_checkpoint(tmp_path / "cut")["step"] == 11  # the step under way was finished, then saved
+    resume(tmp_path / "cut", progress=False)
+    a, b = _arrays(tmp_path / "straight/checkpoint.npz"), _arrays(tmp_path / "cut/checkpoint.npz")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
 def test_resume_refuses_to_change_what_defines_the_run(tmp_path):
     train(TrainConfig(steps=5, **TOY), tmp_path / "run", progress=False)
-    with pytest.raises(ValueError, match="trained with lr_d=0.0001; resuming with 0.5"):
+    with pytest.raises(ValueError, match=r"trained with lr_d=0.001; resuming with 0.5 would not continue"):
         resume(tmp_path / "run", {"lr_d": 0.5, "steps": 10}, progress=False)
 
 
