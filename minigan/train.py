@@ -64,13 +64,17 @@ class TrainConfig:
 
 
 #: Defaults per kind of data. Images: the ``mlp`` GAN at DCGAN's Adam settings, sized to finish in about three
-#: minutes on a 2-core laptop. 2-D: minigan's best configuration for the PacGAN ring/grid benchmark.
+#: minutes on a 2-core laptop. 2-D: minigan's best configuration for the PacGAN ring/grid benchmark -- packing
+#: pairs against mode collapse, a high learning rate to find the modes, then a linear decay to settle on them;
+#: the grid's 25 modes need a longer run than the ring's 8 (benchmarks/quality/RESULTS.md has the curves).
 DEFAULTS = {
     "image": dict(arch="mlp", steps=4000, batch_size=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, lr_decay="none", pack=1,
                   sample_every=500),
-    "2d": dict(arch="toy", steps=8000, batch_size=256, lr_g=1e-3, lr_d=1e-3, beta1=0.5, lr_decay="linear", pack=2,
+    "2d": dict(arch="toy", steps=10000, batch_size=256, lr_g=1e-3, lr_d=1e-3, beta1=0.5, lr_decay="linear", pack=2,
                sample_every=1000),
 }
+STEPS_2D = {"grid25": 20000}  # per-dataset step budgets where the kind's default is too short
+
 
 # Settings that define the run; a resumed run must keep them (or it would not continue the same run).
 _FIXED_ON_RESUME = ("dataset", "arch", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "lr_decay", "loss", "d_steps",
@@ -83,6 +87,8 @@ def defaults_for(config: TrainConfig, dataset: data.Dataset) -> TrainConfig:
     for key, value in DEFAULTS[dataset.kind].items():
         if filled.get(key) is None:
             filled[key] = value
+    if config.steps is None and config.epochs is None and dataset.name in STEPS_2D:
+        filled["steps"] = STEPS_2D[dataset.name]
     if filled["noise_dim"] is None:
         filled["noise_dim"] = models.NOISE_DIM[filled["arch"]]
     if config.epochs is not None:
