@@ -61,6 +61,11 @@ def generator_loss(logits_fake, kind: str = "nonsaturating"):
     raise ValueError(f"unknown generator loss {kind!r}: choose one of {', '.join(GENERATOR_LOSSES)}")
 
 
+def _zero_grad(params) -> None:
+    for p in params:
+        p.zero_grad()
+
+
 def pack(x, m: int):
     """PacGAN packing (Lin et al., 2018): ``(N, d) -> (N/m, m*d)``, m consecutive samples judged as one."""
     return x if m == 1 else x.reshape(x.shape[0] // m, m * x.shape[1])
@@ -109,14 +114,30 @@ class GAN:
         self.instance_noise, self.pack = float(instance_noise), int(pack)
         self._targets = {}  # (n, dtype, backend) -> stacked D targets, built once
 
+    def _walk(self, model):
+        """``(model, params, modules)`` for G or D, listed once and reused while ``self.G`` / ``self.D`` is the same
+        object. Like the optimizers, the step assumes a model's layers do not change after the GAN is built.
+
+        Walking the module tree costs ~0.03 ms; done six times a step, that is a few percent of a small model's step.
+        """
+        key = "_walked_G" if model is self.G else "_walked_D"
+        walked = getattr(self, key, None)
+        if walked is None or walked[0] is not model:  # first use, or G / D was replaced (e.g. on a copy)
+            walked = (model, model.params(), list(model.modules()))
+            setattr(self, key, walked)
+        return walked
+
+    def _params(self, model):
+        return self._walk(model)[1]
+
     # ------------------------------------------------------------------ sampling
     @property
     def backend(self) -> str:
-        return backend_of(self.G.params()[0].data)
+        return backend_of(self._params(self.G)[0].data)
 
     @property
     def dtype(self):
-        return self.G.params()[0].data.dtype
+        return self._params(self.G)[0].data.dtype
 
     def sample_noise(self, n: int):
         """z ~ N(0, I) of shape ``(n, noise_dim)``, G's dtype, on G's backend."""
@@ -127,7 +148,7 @@ class GAN:
         """G(z) for given noise, or for n fresh draws. Nothing is kept for a backward pass."""
         z = self.sample_noise(n) if z is None else z
         x = self.G.forward(z)
-        for m in self.G.modules():
+        for m in self._walk(self.G)[2]:
             m._cache = None  # sampling only: drop the activations
         return x
 
@@ -172,14 +193,16 @@ class GAN:
         x = pack(fake, self.pack)  # (N/m, m*d)
         if noise is not None:
             x = x + pack(noise, self.pack)
-        frozen = [p.requires_grad for p in self.D.params()]
-        self.D.requires_grad_(False)  # D's parameter gradients are not wanted: skip computing them
+        d_params = self._params(self.D)
+        frozen = [p.requires_grad for p in d_params]
+        for p in d_params:
+            p.requires_grad = False  # D's parameter gradients are not wanted: skip computing them
         try:
             logits = self.D.forward(x)  # (N/m, 1)
             loss, dlogits = generator_loss(logits, self.loss)
             dx = self.D.backward(dlogits)  # (N/m, m*d): how G's samples should move
         finally:
-            for p, flag in zip(self.D.params(), frozen):
+            for p, flag in zip(d_params, frozen):
                 p.requires_grad = flag
         self.G.backward(dx.reshape(fake.shape), need_input_grad=False)  # z needs no gradient
         return {"g_loss": loss}
@@ -201,13 +224,13 @@ class GAN:
                 raise ValueError(f"batch size {n} is not a multiple of pack={self.pack}")
             z = self.sample_noise(n)
             noise = self._instance_noise(2 * n, real.shape[1])
-            self.D.zero_grad()
+            _zero_grad(self._params(self.D))
             stats = self.discriminator_gradients(real, z, noise)
             self.d_optimizer.step()
         n = batches[-1].shape[0]
         z = self.sample_noise(n)
         noise = self._instance_noise(n, batches[-1].shape[1])
-        self.G.zero_grad()
+        _zero_grad(self._params(self.G))
         stats.update(self.generator_gradients(z, noise))
         self.g_optimizer.step()
         return {k: float(to_numpy(v)) for k, v in stats.items()} if to_host else stats

@@ -69,7 +69,7 @@ import numpy as np  # noqa: E402
 
 from minigan import __version__, data  # noqa: E402
 from minigan.evaluate import evaluate_run, generate_samples, load_generator  # noqa: E402
-from minigan.train import DEFAULTS, Run, TrainConfig, TrainingDiverged  # noqa: E402
+from minigan.train import DEFAULTS, STEPS_2D, Run, TrainConfig, TrainingDiverged  # noqa: E402
 
 DATASETS = ("ring8", "grid25")
 ROWS = ("GAN", "PacGAN2", "PacGAN4", "best")
@@ -123,9 +123,9 @@ def row_config(dataset: str, row: str, seed: int, steps: int | None, batch_unit:
                        lr_d=PAPER["lr"], beta1=PAPER["beta1"], lr_decay=PAPER["lr_decay"], pack=m, seed=seed)
 
 
-def resolved_steps(row: str, steps: int | None, best_steps: int | None) -> int:
-    if row == "best":
-        return best_steps if best_steps is not None else DEFAULTS["2d"]["steps"]
+def resolved_steps(row: str, steps: int | None, best_steps: int | None, dataset: str = "ring8") -> int:
+    if row == "best":  # minigan's own default budget for this dataset, as `minigan train --dataset D` uses
+        return best_steps if best_steps is not None else STEPS_2D.get(dataset, DEFAULTS["2d"]["steps"])
     return steps if steps is not None else DEFAULT_STEPS
 
 
@@ -361,7 +361,7 @@ def main(argv=None) -> int:
     specs = []
     for ds in datasets:
         for row in rows:
-            n = resolved_steps(row, steps, best_steps)
+            n = resolved_steps(row, steps, best_steps, ds)
             for seed in range(seeds):
                 specs.append(dict(dataset=ds, row=row, seed=seed, steps=n, batch_unit=args.batch_unit,
                                   curve=args.curve, eval_seed=args.eval_seed,
@@ -413,7 +413,7 @@ def main(argv=None) -> int:
     summary = summarise(records)
     table = format_table(summary, datasets, rows)
     paper_steps = resolved_steps("GAN", steps, best_steps)
-    best_n = resolved_steps("best", steps, best_steps)
+    best_n = " / ".join(f"{resolved_steps('best', steps, best_steps, d)} ({d})" for d in datasets)
     if args.quick:
         label = (f"QUICK SMOKE RUN ({seeds} seed(s), {paper_steps} steps for GAN/PacGAN rows, {best_n} for best): "
                  "format check only, NOT the protocol")

@@ -1,0 +1,548 @@
+"""Time one full ``GAN.train_step`` of minigan against three references, in one process, in alternating rounds.
+
+What is timed, per architecture and batch size N (float32, the same Adam(lr=2e-4, betas=(0.5, 0.999)) everywhere):
+
+* ``minigan``   -- ``GAN.train_step(real)``: the real API, exactly as ``minigan train`` calls it (D update on
+  real + fake, then G update; noise drawn on the host; the four statistics returned as Python floats).
+* ``gemm``      -- the *GEMM floor*: only the matrix products that one step needs, on the same shapes and memory
+  layouts, written into preallocated outputs. No elementwise work, no optimizer, no Python bookkeeping.
+    D step: G forward at N; D forward at 2N; D backward dW at 2N and dx for every layer but the first.
+    G step: G forward and D forward at N; D backward dx only (D is frozen: no dW); G backward dW, and dx for
+    every layer but the first.
+* ``torch``     -- PyTorch eager, written as a competent user would: D on ``cat(real, fake.detach())``,
+  ``requires_grad_(False)`` on D during the G step, ``zero_grad(set_to_none=True)``, ``torch.optim.Adam`` with
+  ``foreach=True``; ``torch-fused`` is the same with ``fused=True`` (one C++ kernel for the whole update).
+  Torch threads = BLAS threads.
+* ``jax``       -- the same step as one ``jax.jit`` function (``value_and_grad``, a hand-written Adam, params and
+  optimizer state donated so XLA updates them in place).
+
+Each contender first runs ``--warmup`` steps; then ``--rounds`` rounds run each contender for ``steps / rounds``
+steps, the order rotating every round, so a noisy neighbour on the machine slows everyone alike. The table reports
+the median ms per step. torch and jax are optional: a missing one is reported and skipped.
+
+    python benchmarks/speed/bench_step.py                       # seed and mlp, N = 64, 128, 256, CPU
+    python benchmarks/speed/bench_step.py --backend cupy        # GPU: N up to 8192
+    python benchmarks/speed/bench_step.py --quick --json out.json
+    python benchmarks/speed/bench_step.py --peak-rss            # also: peak RSS and per-step memory growth
+
+On machines that set OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (to work around old OpenBLAS bugs) a current NumPy runs a
+slower kernel: unset both for the benchmark command only, e.g. ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))  # run from a checkout without installing
+
+from minigan import backend as mb  # noqa: E402
+from minigan.gan import GAN  # noqa: E402
+from minigan.models import NOISE_DIM, OUTPUT_SCALE, build_models  # noqa: E402
+from minigan.nn import Dense, LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: E402
+from minigan.optim import Adam  # noqa: E402
+
+DATA_DIM = 784
+LR, BETAS, EPS = 2e-4, (0.5, 0.999), 1e-8
+CPU_BATCHES = (64, 128, 256)
+GPU_BATCHES = (64, 256, 1024, 4096, 8192)
+ALL_REFS = ("gemm", "torch", "torch-fused", "jax")
+
+
+# ---------------------------------------------------------------------------------------------- architecture
+
+
+def layer_specs(model):
+    """A minigan Sequential as plain tuples, so the references build exactly the same network:
+    ``("dense", W, b)``, ``("relu",)``, ``("leaky", slope)``, ``("sigmoid",)``, ``("tanh",)``."""
+    specs = []
+    for layer in model:
+        if isinstance(layer, Dense):
+            specs.append(("dense", mb.to_numpy(layer.W.data), mb.to_numpy(layer.b.data)))
+        elif isinstance(layer, LeakyReLU):
+            specs.append(("leaky", layer.slope))
+        elif isinstance(layer, ReLU):
+            specs.append(("relu",))
+        elif isinstance(layer, Sigmoid):
+            specs.append(("sigmoid",))
+        elif isinstance(layer, Tanh):
+            specs.append(("tanh",))
+        else:
+            raise TypeError(f"bench: no reference for layer {layer!r}")
+    return specs
+
+
+def dense_dims(specs):
+    """``[(in, out), ...]`` of the dense layers, in order."""
+    return [s[1].shape for s in specs if s[0] == "dense"]
+
+
+def make_real(arch, n, seed=0):
+    """A fixed real batch in the generator's output range (its values do not change the cost)."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, DATA_DIM), dtype=np.float32)
+    return 2 * x - 1 if OUTPUT_SCALE[arch] == "tanh" else x
+
+
+# ---------------------------------------------------------------------------------------------- contenders
+
+
+class Minigan:
+    name = "minigan"
+
+    def __init__(self, arch, n, backend, seed=0):
+        G, D = build_models(arch, DATA_DIM, rng=seed)
+        if backend != "numpy":
+            G.to(backend), D.to(backend)
+        self.gan = GAN(G, D, Adam(G.params(), LR, BETAS, EPS), Adam(D.params(), LR, BETAS, EPS), NOISE_DIM[arch],
+                       rng=seed + 1)
+        self.real = mb.to_device(make_real(arch, n), backend)
+
+    def step(self):
+        self.gan.train_step(self.real)  # returns Python floats: the step has finished when this returns
+
+    def sync(self):
+        pass
+
+
+class GemmFloor:
+    """Only the matrix products of one step, into preallocated outputs (see the module docstring)."""
+
+    name = "gemm"
+
+    def __init__(self, arch, n, backend, seed=0):
+        G, D = build_models(arch, DATA_DIM, rng=seed)
+        xp = mb.get_xp(backend)
+        rng = np.random.default_rng(seed)
+
+        def arr(*shape):
+            return xp.asarray(rng.standard_normal(shape, dtype=np.float32))
+
+        self.products = []  # (a, b, out) with out = a @ b; a or b may be a transposed view, as in minigan
+
+        def fwd(dims, rows):
+            for i, o in dims:
+                self.products.append((arr(rows, i), arr(i, o), xp.empty((rows, o), np.float32)))
+
+        def bwd(dims, rows, weights, first_dx):
+            for k, (i, o) in enumerate(dims):
+                if weights:  # dW = x.T @ dy
+                    self.products.append((arr(rows, i).T, arr(rows, o), xp.empty((i, o), np.float32)))
+                if k > 0 or first_dx:  # dx = dy @ W.T
+                    self.products.append((arr(rows, o), arr(i, o).T, xp.empty((rows, i), np.float32)))
+
+        g_dims, d_dims = dense_dims(layer_specs(G)), dense_dims(layer_specs(D))
+        fwd(g_dims, n)  # D step: G(z), no backward into G
+        fwd(d_dims, 2 * n)  # D on real + fake
+        bwd(d_dims, 2 * n, weights=True, first_dx=False)
+        fwd(g_dims, n)  # G step
+        fwd(d_dims, n)
+        bwd(d_dims, n, weights=False, first_dx=True)  # through the frozen D
+        bwd(g_dims, n, weights=True, first_dx=False)
+        self.matmul = xp.matmul
+        self.out = self.products[-1][2]
+
+    def step(self):
+        for a, b, out in self.products:
+            self.matmul(a, b, out=out)
+
+    def sync(self):
+        mb.synchronize(self.out)
+
+
+class TorchStep:
+    """PyTorch eager, the idiomatic way."""
+
+    name = "torch"
+    adam_options = {"foreach": True}
+
+    def __init__(self, arch, n, backend, seed=0):
+        import torch
+        from torch import nn
+
+        self.torch = torch
+        self.device = "cuda" if backend == "cupy" else "cpu"
+        G, D = build_models(arch, DATA_DIM, rng=seed)
+        self.G, self.D = self._build(layer_specs(G)), self._build(layer_specs(D))
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=LR, betas=BETAS, eps=EPS, **self.adam_options)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=LR, betas=BETAS, eps=EPS, **self.adam_options)
+        self.real = torch.from_numpy(make_real(arch, n)).to(self.device)
+        self.targets = torch.cat([torch.ones(n, 1), torch.zeros(n, 1)]).to(self.device)
+        self.ones = torch.ones(n, 1, device=self.device)
+        self.n, self.nz = n, NOISE_DIM[arch]
+        self.bce = nn.functional.binary_cross_entropy_with_logits
+        self.gen = torch.Generator(device=self.device).manual_seed(seed)
+
+    def _build(self, specs):
+        torch, nn = self.torch, self.torch.nn
+        layers = []
+        for s in specs:
+            if s[0] == "dense":
+                lin = nn.Linear(*s[1].shape)
+                with torch.no_grad():
+                    lin.weight.copy_(torch.from_numpy(s[1].T.copy()))
+                    lin.bias.copy_(torch.from_numpy(s[2]))
+                layers.append(lin)
+            elif s[0] == "leaky":
+                layers.append(nn.LeakyReLU(s[1]))
+            else:
+                layers.append({"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}[s[0]]())
+        return nn.Sequential(*layers).to(self.device)
+
+    def step(self):
+        torch, G, D = self.torch, self.G, self.D
+        z = torch.randn(self.n, self.nz, device=self.device, generator=self.gen)
+        with torch.no_grad():
+            fake = G(z)
+        logits = D(torch.cat([self.real, fake]))
+        d_loss = 2 * self.bce(logits, self.targets)
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        with torch.no_grad():
+            probs = torch.sigmoid(logits)
+            d_real, d_fake = probs[: self.n].mean(), probs[self.n:].mean()
+
+        z = torch.randn(self.n, self.nz, device=self.device, generator=self.gen)
+        D.requires_grad_(False)
+        g_loss = self.bce(D(G(z)), self.ones)
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        D.requires_grad_(True)
+        self.opt_g.step()
+        # the same four numbers minigan hands back, as Python floats
+        return [float(v) for v in (d_loss.detach(), g_loss.detach(), d_real, d_fake)]
+
+    def sync(self):
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+
+class TorchFusedStep(TorchStep):
+    name = "torch-fused"
+    adam_options = {"fused": True}
+
+
+class JaxStep:
+    """The same step as one jitted function; Adam written out (the update optax.adam performs)."""
+
+    name = "jax"
+
+    def __init__(self, arch, n, backend, seed=0):
+        import jax
+        import jax.numpy as jnp
+
+        self.jax = jax
+        G, D = build_models(arch, DATA_DIM, rng=seed)
+        g_specs, d_specs = layer_specs(G), layer_specs(D)
+        params = lambda specs: [(jnp.asarray(s[1]), jnp.asarray(s[2])) for s in specs if s[0] == "dense"]  # noqa: E731
+        acts = {"relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh}
+
+        def apply(specs, ps, x):
+            k = 0
+            for s in specs:
+                if s[0] == "dense":
+                    W, b = ps[k]
+                    x, k = x @ W + b, k + 1
+                elif s[0] == "leaky":
+                    x = jax.nn.leaky_relu(x, s[1])
+                else:
+                    x = acts[s[0]](x)
+            return x
+
+        def bce(logits, y):  # mean(softplus(z) - y z)
+            return jnp.mean(jax.nn.softplus(logits) - y * logits)
+
+        def adam(ps, grads, state):
+            m, v, t = state
+            t = t + 1
+            m = jax.tree.map(lambda m, g: BETAS[0] * m + (1 - BETAS[0]) * g, m, grads)
+            v = jax.tree.map(lambda v, g: BETAS[1] * v + (1 - BETAS[1]) * g * g, v, grads)
+            c1, c2 = 1 - BETAS[0] ** t, 1 - BETAS[1] ** t
+            ps = jax.tree.map(lambda p, m, v: p - LR / c1 * m / (jnp.sqrt(v / c2) + EPS), ps, m, v)
+            return ps, (m, v, t)
+
+        targets = jnp.concatenate([jnp.ones((n, 1)), jnp.zeros((n, 1))])
+        nz = NOISE_DIM[arch]
+
+        def step(state, real, key):
+            gp, dp, g_state, d_state = state
+            key, k1, k2 = jax.random.split(key, 3)
+            fake = jax.lax.stop_gradient(apply(g_specs, gp, jax.random.normal(k1, (n, nz))))
+            x = jnp.concatenate([real, fake])
+
+            def d_loss(dp):
+                logits = apply(d_specs, dp, x)
+                return 2 * bce(logits, targets), logits
+
+            (ld, logits), gd = jax.value_and_grad(d_loss, has_aux=True)(dp)
+            dp, d_state = adam(dp, gd, d_state)
+            probs = jax.nn.sigmoid(logits)
+            z = jax.random.normal(k2, (n, nz))
+            lg, gg = jax.value_and_grad(lambda gp: bce(apply(d_specs, dp, apply(g_specs, gp, z)), 1.0))(gp)
+            gp, g_state = adam(gp, gg, g_state)
+            stats = jnp.stack([ld, lg, probs[:n].mean(), probs[n:].mean()])
+            return (gp, dp, g_state, d_state), key, stats
+
+        def zeros(ps):
+            return (jax.tree.map(jnp.zeros_like, ps), jax.tree.map(jnp.zeros_like, ps), jnp.zeros((), jnp.int32))
+
+        gp, dp = params(g_specs), params(d_specs)
+        self.state = (gp, dp, zeros(gp), zeros(dp))
+        self.key = jax.random.PRNGKey(seed)
+        self.real = jnp.asarray(make_real(arch, n))
+        self.fn = jax.jit(step, donate_argnums=(0,))
+
+    def step(self):
+        self.state, self.key, stats = self.fn(self.state, self.real, self.key)
+        return [float(v) for v in np.asarray(stats)]  # like minigan: the numbers reach the host
+
+    def sync(self):
+        self.jax.block_until_ready(self.state)
+
+
+CONTENDERS = {"minigan": Minigan, "gemm": GemmFloor, "torch": TorchStep, "torch-fused": TorchFusedStep,
+              "jax": JaxStep}
+
+
+def available_refs(wanted, backend):
+    """The references that can run here, and a note for each one that cannot."""
+    refs, notes = [], {}
+    for name in wanted:
+        try:
+            if name.startswith("torch"):
+                import torch
+
+                if backend == "cupy" and not torch.cuda.is_available():
+                    raise ImportError("this torch has no CUDA")
+            elif name == "jax":
+                import jax
+
+                if backend == "cupy" and jax.default_backend() != "gpu":
+                    raise ImportError("this jax has no GPU backend")
+        except ImportError as err:
+            notes[name] = f"skipped: {err}"
+            continue
+        refs.append(name)
+    return refs, notes
+
+
+# ---------------------------------------------------------------------------------------------- timing
+
+
+def time_steps(contender, steps):
+    """Per-step ``(wall, process CPU)`` times in seconds (each step ends with the device idle)."""
+    out = []
+    clock, cpu = time.perf_counter, time.process_time
+    for _ in range(steps):
+        t0, c0 = clock(), cpu()
+        contender.step()
+        contender.sync()
+        out.append((clock() - t0, cpu() - c0))
+    return out
+
+
+def bench_case(arch, n, names, backend, steps, rounds, warmup, settle=0.0):
+    """Median ms/step of each contender for one (arch, N), in alternating rounds.
+
+    Before each block of steps the process sleeps ``settle`` seconds and runs one untimed step: the thread pools
+    of the contender that ran before (OpenBLAS, OpenMP, XLA) keep spinning for a while after their last job, and
+    on a 2-core machine that spinning would be charged to whoever runs next.
+    """
+    contenders = [CONTENDERS[name](arch, n, backend) for name in names]
+    for c in contenders:
+        time_steps(c, warmup)
+    times = {c.name: [] for c in contenders}
+    per_round = max(1, steps // rounds)
+    for r in range(rounds):
+        order = contenders[r % len(contenders):] + contenders[: r % len(contenders)]
+        for c in order:
+            if settle:
+                time.sleep(settle)
+                time_steps(c, 1)
+            times[c.name] += time_steps(c, per_round)
+    ms = {name: 1e3 * float(np.median([w for w, _ in ts])) for name, ts in times.items()}
+    # CPU time over wall time: how many cores a contender kept busy (spinning thread pools count as busy)
+    cores = {name: float(np.median([c for _, c in ts]) / np.median([w for w, _ in ts])) for name, ts in times.items()}
+    return ms, cores
+
+
+# ---------------------------------------------------------------------------------------------- environment
+
+
+def cpu_model():
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def blas_info():
+    """BLAS library, kernel and threads from threadpoolctl when installed (optional), else NumPy's config."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return [{"note": "threadpoolctl not installed; pip install threadpoolctl for BLAS details"}]
+    keep = ("internal_api", "prefix", "version", "architecture", "num_threads", "threading_layer")
+    return [{k: d.get(k) for k in keep} for d in threadpool_info() if d.get("user_api") == "blas"]
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
+def environment(threads, refs):
+    env = {
+        "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+        "threads": threads, "blas": blas_info(),
+        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")},
+    }
+    if any(r.startswith("torch") for r in refs):
+        import torch
+
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+    if "jax" in refs:
+        import jax
+
+        env["jax"] = jax.__version__
+        env["jax_devices"] = [str(d) for d in jax.devices()]
+    return env
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def ratios(row):
+    """minigan relative to each reference: ``minigan / ref`` (below 1: minigan is faster)."""
+    m = row["ms"]["minigan"]
+    out = {f"minigan/{k}": m / v for k, v in row["ms"].items() if k != "minigan"}
+    if "gemm" in row["ms"]:
+        out["gemm_share"] = row["ms"]["gemm"] / m
+    return out
+
+
+def format_table(rows, names):
+    cols = ["arch", "N"] + [f"{n} ms" for n in names]
+    cols += [f"/{n}" for n in names if n != "minigan"] + (["GEMM share"] if "gemm" in names else [])
+    lines = []
+    for row in rows:
+        r = row["ratios"]
+        cells = [row["arch"], str(row["batch"])]
+        cells += [f"{row['ms'][n]:.2f}" if n in row["ms"] else "-" for n in names]
+        cells += [f"{r[f'minigan/{n}']:.2f}" if f"minigan/{n}" in r else "-" for n in names if n != "minigan"]
+        if "gemm" in names:
+            cells.append(f"{100 * r['gemm_share']:.0f}%" if "gemm_share" in r else "-")
+        lines.append(cells)
+    width = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(cols)]
+    fmt = lambda cells: "| " + " | ".join(c.rjust(w) for c, w in zip(cells, width)) + " |"  # noqa: E731
+    head = [fmt(cols), "|" + "|".join("-" * (w + 1) + ":" for w in width) + "|"]
+    return "\n".join(head + [fmt(line) for line in lines])
+
+
+def peak_rss(args):
+    """Run bench_memory.py in a fresh process (RSS is per process: torch and jax would pollute it here)."""
+    # one BLAS thread: memory does not depend on it, and the check is not slowed by a busy machine
+    cmd = [sys.executable, str(HERE / "bench_memory.py"), "--json", "-", "--backend", args.backend, "--threads", "1"]
+    if args.quick:
+        cmd.append("--quick")
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--arch", nargs="+", default=["seed", "mlp"], choices=["seed", "mlp"])
+    p.add_argument("--batch", nargs="+", type=int, help="batch sizes (default: 64 128 256 on CPU, up to 8192 on GPU)")
+    p.add_argument("--steps", type=int, default=120, help="timed steps per contender and case (default 120)")
+    p.add_argument("--rounds", type=int, default=6, help="alternating rounds the steps are split into (default 6)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps per contender first (default 10)")
+    p.add_argument("--settle", type=float, default=0.2,
+                   help="seconds of sleep, then one untimed step, before each block (default 0.2; see bench_case)")
+    p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    p.add_argument("--threads", type=int, default=2, help="BLAS threads, and torch threads (default 2)")
+    p.add_argument("--refs", nargs="+", default=list(ALL_REFS), choices=ALL_REFS, help="references to time")
+    p.add_argument("--quick", action="store_true", help="a few steps only: checks that everything runs")
+    p.add_argument("--peak-rss", action="store_true", help="also report peak RSS and per-step memory growth")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.steps, args.rounds, args.warmup, args.settle = 2, 1, 1, 0.0
+    if args.batch is None:
+        args.batch = list(GPU_BATCHES if args.backend == "cupy" else CPU_BATCHES)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.backend == "cupy":
+        mb.resolve("cupy")  # a clear error when there is no GPU
+    refs, notes = available_refs(args.refs, args.backend)
+    if any(r.startswith("torch") for r in refs):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    names = ["minigan"] + refs
+    rows = []
+    with blas_threads(args.threads):
+        env = environment(args.threads, refs)
+        for arch in args.arch:
+            for n in args.batch:
+                load_before = os.getloadavg()[0]
+                ms, cores = bench_case(arch, n, names, args.backend, args.steps, args.rounds, args.warmup, args.settle)
+                row = {"arch": arch, "batch": n, "ms": ms, "cores_busy": cores,
+                       "loadavg_1min": [load_before, os.getloadavg()[0]]}
+                row["ratios"] = ratios(row)
+                rows.append(row)
+                print(f"  {arch} N={n}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in ms.items()), file=sys.stderr)
+    result = {"backend": args.backend, "steps": args.steps, "rounds": args.rounds, "warmup": args.warmup,
+              "settle_s": args.settle, "command": " ".join(["bench_step.py"] + list(sys.argv[1:] if argv is None else argv)),
+              "environment": env, "skipped": notes, "rows": rows}
+    if args.peak_rss:
+        result["memory"] = peak_rss(args)
+    print(f"backend {args.backend}, {args.threads} threads, median of {args.steps} steps after {args.warmup} warm-up, "
+          f"{args.rounds} alternating rounds")
+    print(f"CPU: {env['cpu']} ({env['cores']} cores); BLAS: {env['blas']}")
+    loads = [x for row in rows for x in row["loadavg_1min"]]
+    print(f"1-minute load average during the run: {min(loads):.2f} to {max(loads):.2f} (other processes share the cores)")
+    for name, note in notes.items():
+        print(f"{name}: {note}")
+    print(format_table(rows, names))
+    print("ratios are minigan / reference (below 1: minigan faster); GEMM share = gemm / minigan")
+    print("cores kept busy (process CPU time / wall time, medians): " + "; ".join(
+        f"{row['arch']} {row['batch']}: " + " ".join(f"{k} {v:.1f}" for k, v in row["cores_busy"].items())
+        for row in rows))
+    if "memory" in result:
+        m = result["memory"]
+        print(f"memory ({m['arch']}, N={m['batch']}, {m['steps']} steps after {m['warmup']} warm-up, own process): "
+              f"peak RSS {m['peak_rss_mib']:.1f} MiB; RSS {m['rss_first_kib']:,} -> {m['rss_last_kib']:,} KiB "
+              f"({m['rss_growth_kib_per_step']:+.2f} KiB/step); traced memory {m['growth_bytes_per_step']:+.1f} B/step")
+    if args.json:
+        text = json.dumps(result, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

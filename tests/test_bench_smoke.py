@@ -1,0 +1,65 @@
+"""The speed benchmark runs end to end (a few steps, tiny batches): no timing is asserted, only that every
+contender present here runs and the report is complete. torch and jax are optional; when missing they are
+reported as skipped."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SPEED = Path(__file__).resolve().parent.parent / "benchmarks" / "speed"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", SPEED / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return _load("bench_step")
+
+
+def test_quick_benchmark_reports_every_contender(bench, tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    result = bench.main(["--quick", "--arch", "seed", "--batch", "8", "--threads", "1", "--json", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["rows"] == json.loads(json.dumps(result["rows"]))
+    timed = ["minigan", "gemm"] + [r for r in ("torch", "torch-fused", "jax") if r not in saved["skipped"]]
+    assert [(r["arch"], r["batch"]) for r in saved["rows"]] == [("seed", 8)]
+    for row in saved["rows"]:
+        assert sorted(row["ms"]) == sorted(timed) and all(v > 0 for v in row["ms"].values())
+        assert 0 < row["ratios"]["gemm_share"] and set(row["ratios"]) >= {f"minigan/{r}" for r in timed[1:]}
+    assert saved["environment"]["threads"] == 1 and saved["environment"]["cpu"]
+    printed = capsys.readouterr().out
+    assert "| seed |" in printed and "GEMM share" in printed
+
+
+def test_every_architecture_has_its_references(bench):
+    for arch in ("seed", "mlp"):
+        minigan, floor = bench.Minigan(arch, 4, "numpy"), bench.GemmFloor(arch, 4, "numpy")
+        minigan.step(), floor.step()
+
+
+def test_gemm_floor_counts_the_products_of_one_step(bench):
+    """seed: G 100->256->784, D 784->256->1. D step: 2 G fwd + 2 D fwd + 2 dW + 1 dx; G step: 2 + 2 fwd,
+    2 D dx (no dW), 2 G dW + 1 dx: 7 + 9 = 16 products."""
+    floor = bench.GemmFloor("seed", 4, "numpy")
+    assert len(floor.products) == 16
+    shapes = [(a.shape, b.shape) for a, b, _ in floor.products]
+    assert shapes[2] == ((8, 784), (784, 256))  # D forward on real + fake: 2N rows
+    assert ((256, 8), (8, 1)) in shapes and ((4, 1), (1, 256)) in shapes  # dW at 2N; dx through the frozen D at N
+    floor.step()
+
+
+def test_memory_check_sees_no_growth_per_step():
+    memory = _load("bench_memory")
+    result = memory.measure("seed", batch=8, steps=30, warmup=5, threads=1)
+    assert result["peak_rss_mib"] > 0
+    # optimizer state and cached targets exist after warm-up: later steps allocate and free the same amount
+    assert abs(result["median_change_bytes"]) < 4096 and abs(result["growth_bytes_per_step"]) < 64
