@@ -66,8 +66,9 @@ class TrainConfig:
 #: Defaults per kind of data. Images: the ``mlp`` GAN at DCGAN's Adam settings, sized to finish in about three
 #: minutes on a 2-core laptop; the linear decay over the second half takes the salt-and-pepper noise out of the
 #: digits (MNIST score 3.9 at step 4,000 of a constant-lr run; 6.2 at the end of this 7,000-step schedule).
-#: 2-D: minigan's best configuration for the PacGAN ring/grid benchmark -- packing pairs against mode collapse, a high learning rate to find the modes, then a linear decay to settle on them;
-#: the grid's 25 modes need a longer run than the ring's 8 (benchmarks/quality/RESULTS.md has the curves).
+#: 2-D: minigan's best configuration for the PacGAN ring/grid benchmark -- packing pairs against mode collapse,
+#: a high learning rate to find the modes, then a linear decay to settle on them; the grid's 25 modes need a
+#: longer run than the ring's 8 (benchmarks/quality/RESULTS.md has the curves).
 DEFAULTS = {
     "image": dict(arch="mlp", steps=7000, batch_size=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, lr_decay="linear", pack=1,
                   sample_every=1000),
