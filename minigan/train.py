@@ -118,7 +118,18 @@ def lr_factor(step: int, total: int, decay: str) -> float:
     raise ValueError(f"unknown lr decay {decay!r}: choose one of {', '.join(LR_DECAYS)}")
 
 
-def versions(backend_name: str) -> dict:
+def cpu_model() -> str:
+    """The processor's name as /proc/cpuinfo gives it (else what ``platform`` knows), for benchmark reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def versions(backend_name: str = "numpy") -> dict:
     out = {"minigan": __version__, "numpy": np.__version__, "python": platform.python_version()}
     if backend_name == "cupy":
         out["cupy"] = backend.get_xp("cupy").__version__

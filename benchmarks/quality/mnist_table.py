@@ -54,7 +54,7 @@ import numpy as np  # noqa: E402
 from minigan import __version__, data, metrics  # noqa: E402
 from minigan.evaluate import GOODFELLOW_PARZEN, evaluate_run  # noqa: E402
 from minigan import train as mtrain  # noqa: E402
-from minigan.train import DEFAULTS, Run, TrainConfig  # noqa: E402
+from minigan.train import DEFAULTS, Run, TrainConfig, cpu_model, versions  # noqa: E402
 
 ROWS = ("default", "seed")
 QUICK_STEPS = 30
@@ -205,16 +205,6 @@ def format_table(rows: list[tuple[str, str, dict, dict | None]]) -> str:
     return "\n".join(lines)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 # ============================================================================================== driver
 
 
@@ -315,7 +305,7 @@ def main(argv=None) -> int:
         meta = dict(command=command, date=date, cpu=cpu_model(), cpu_count=os.cpu_count(), steps=used_steps,
                     quick=args.quick, eval_samples=n_eval, seed=args.seed, eval_seed=args.eval_seed,
                     data_dir=data_dir, total_wall_s=total, defaults_image=DEFAULTS["image"],
-                    versions={"minigan": __version__, "numpy": np.__version__, "python": platform.python_version()})
+                    versions=versions())
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"meta": meta, "results": raw}, indent=1))
         print(f"wrote {args.json}", file=sys.stderr)

@@ -48,7 +48,6 @@ import datetime  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import shlex  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
@@ -67,9 +66,9 @@ if str(HERE) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from minigan import __version__, data  # noqa: E402
+from minigan import data  # noqa: E402
 from minigan.evaluate import evaluate_run, generate_samples, load_generator  # noqa: E402
-from minigan.train import DEFAULTS, STEPS_2D, Run, TrainConfig, TrainingDiverged  # noqa: E402
+from minigan.train import DEFAULTS, STEPS_2D, Run, TrainConfig, TrainingDiverged, cpu_model, versions  # noqa: E402
 
 DATASETS = ("ring8", "grid25")
 ROWS = ("GAN", "PacGAN2", "PacGAN4", "best")
@@ -266,16 +265,6 @@ def curve_table(records: list[dict], datasets, row: str = "best") -> str:
     return "\n".join(lines)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def save_figure(records: list[dict], datasets, rows, path) -> None:
     """One PNG: a scatter of seed 0's 2,500 evaluation samples per (dataset, row), true modes as red crosses."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -438,7 +427,7 @@ def main(argv=None) -> int:
         meta = dict(command=_command(argv_list), date=_now(), cpu=cpu_model(), cpu_count=os.cpu_count(),
                     jobs=args.jobs, seeds=seeds, steps_paper_rows=paper_steps, steps_best=best_n, quick=args.quick,
                     batch_unit=args.batch_unit, eval_seed=args.eval_seed, eval_samples=EVAL_SAMPLES,
-                    total_wall_s=total_wall, versions=_versions(), defaults_2d=DEFAULTS["2d"])
+                    total_wall_s=total_wall, versions=versions(), defaults_2d=DEFAULTS["2d"])
         clean = [{k: v for k, v in r.items() if k != "samples"} for r in records]
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"meta": meta, "published": PUBLISHED, "runs": clean}, indent=1))
@@ -461,16 +450,12 @@ def _now() -> str:
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def _versions() -> dict:
-    return {"minigan": __version__, "numpy": np.__version__, "python": platform.python_version()}
-
-
 def report_markdown(label, table, curve, summary, argv_list, args, seeds, paper_steps, best_n, total_wall) -> str:
     best_defaults = ", ".join(f"{k}={v}" for k, v in DEFAULTS["2d"].items())
     speeds = "\n".join(
         f"| {ds} | {row} | {s['batch_size']} | {s['pack']} | {s['steps_per_s'][0]:.1f} | {s['wall'][0]:.1f} |"
         for (ds, row), s in summary.items() if s["seeds"])
-    v = _versions()
+    v = versions()
     parts = [
         "# PacGAN Table 1 with minigan: ring8 and grid25 mode coverage",
         "",

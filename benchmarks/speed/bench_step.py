@@ -51,6 +51,7 @@ from minigan.gan import GAN  # noqa: E402
 from minigan.models import NOISE_DIM, OUTPUT_SCALE, build_models  # noqa: E402
 from minigan.nn import Dense, LeakyReLU, ReLU, Sigmoid, Tanh  # noqa: E402
 from minigan.optim import Adam  # noqa: E402
+from minigan.train import cpu_model  # noqa: E402
 
 DATA_DIM = 784
 LR, BETAS, EPS = 2e-4, (0.5, 0.999), 1e-8
@@ -378,14 +379,6 @@ def bench_case(arch, n, names, backend, steps, rounds, warmup, settle=0.0):
 
 
 # ---------------------------------------------------------------------------------------------- environment
-
-
-def cpu_model():
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def blas_info():
