@@ -91,6 +91,35 @@ def test_relu_at_exactly_zero_is_reported_as_a_kink_not_a_failure():
     assert result.ok and t.kinks == 2 and t.checked == 2
 
 
+def test_relu_just_off_a_kink_is_checked_with_the_smaller_step():
+    """0.3 eps from the kink: the eps step crosses it, the eps / 10 step does not and sees the true slope."""
+    x = np.array([[3e-7, -3e-7, 0.5]])
+    result = check_function(F.relu_forward, F.relu_backward, [x])
+    assert result.ok and result["dx"].checked == 3 and result["dx"].kinks == 0
+
+
+def _curved_forward(x):
+    return 1000.0 * x**2, x
+
+
+def _curved_backward(dy, x):
+    return dy * 2000.0 * x
+
+
+def _curved_backward_wrong(dy, x):
+    return dy * 1900.0 * x
+
+
+def test_strong_curvature_is_checked_not_mistaken_for_a_kink():
+    """Near 0, f = 1000 x^2 has a small slope and f'' = 2000: its one-sided slopes differ by 2e-3 at eps = 1e-6, more
+    than the tolerance, but it is smooth: every element is compared (and a wrong derivative is still caught)."""
+    x = np.array([[1e-4, -2e-4, 0.0]])
+    result = check_function(_curved_forward, _curved_backward, [x])
+    assert result.ok and result["dx"].checked == 3 and result["dx"].kinks == 0
+    with pytest.raises(GradCheckError):
+        check_function(_curved_forward, _curved_backward_wrong, [x])
+
+
 def test_result_lists_every_tensor_and_prints_a_table(rng):
     model = nn.Sequential(nn.Dense(3, 4, rng=rng), nn.Sigmoid(), nn.Dense(4, 2, rng=rng))
     result = check_module(model, rng.standard_normal((2, 3)))
