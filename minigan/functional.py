@@ -47,6 +47,39 @@ def dense_backward(dy, cache):
     return dx, dW, db
 
 
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    """Batch normalisation with the batch's own statistics (Ioffe & Szegedy, 2015), per feature:
+
+    ``mu = mean_n x``, ``var = mean_n (x - mu)^2`` (biased), ``xhat = (x - mu) / sqrt(var + eps)``,
+    ``y = gamma * xhat + beta``.
+
+    Shapes: x ``(N, F)`` with N >= 2, gamma and beta ``(F,)``; y ``(N, F)``. cache = ``(xhat, gamma, inv_std)``;
+    ``mu`` and ``var`` are returned too (``(y, cache, mu, var)``) for the running averages ``nn.BatchNorm1d`` keeps.
+    """
+    mu = x.mean(axis=0)  # (F,)
+    centred = x - mu  # (N, F)
+    var = (centred * centred).mean(axis=0)  # (F,) biased: the normalisation uses the batch as it is
+    inv_std = 1.0 / xp_of(x).sqrt(var + eps)  # (F,)
+    xhat = centred * inv_std  # (N, F)
+    y = xhat * gamma + beta  # (N, F)
+    return y, (xhat, gamma, inv_std), mu, var
+
+
+def batchnorm_backward(dy, cache):
+    """Gradients of batch normalisation from ``dy`` ``(N, F)``; returns ``(dx, dgamma, dbeta)``:
+
+    ``dbeta = sum_n dy``, ``dgamma = sum_n dy * xhat``, and, because mu and var depend on every row,
+    ``dx = gamma * inv_std / N * (N * dy - dbeta - xhat * dgamma)`` -- each row's gradient loses the batch mean of
+    ``dy`` and the part of ``dy`` along ``xhat``.
+    """
+    xhat, gamma, inv_std = cache
+    n = dy.shape[0]
+    dbeta = dy.sum(axis=0)  # (F,)
+    dgamma = (dy * xhat).sum(axis=0)  # (F,)
+    dx = (gamma * inv_std / n) * (n * dy - dbeta - xhat * dgamma)  # (N, F)
+    return dx, dgamma, dbeta
+
+
 # ---------------------------------------------------------------------------------------------- activations
 
 

@@ -322,6 +322,73 @@ class Dense(Module):
         return dy @ W.T if need_input_grad else None  # (N, in)
 
 
+class BatchNorm1d(Module):
+    """Batch normalisation of each feature (Ioffe & Szegedy, 2015), the layer DCGAN-style generators put after
+    each hidden Dense.
+
+    Training mode normalises with the batch's statistics: ``xhat = (x - mean_n x) / sqrt(var_n x + eps)``,
+    ``y = gamma * xhat + beta``; backward (``F.batchnorm_backward``):
+    ``dx = gamma / (N sqrt(var + eps)) * (N dy - sum_n dy - xhat * sum_n (dy * xhat))``, ``dgamma = sum_n dy * xhat``,
+    ``dbeta = sum_n dy``. It also updates the buffers ``running_mean`` and ``running_var`` (unbiased) as
+    ``r <- (1 - momentum) r + momentum * batch value``.
+
+    Eval mode (``module.eval()``, used for sampling and evaluation) normalises with the running statistics
+    instead, so each sample depends on its own noise only: ``y = gamma * (x - running_mean) / sqrt(running_var +
+    eps) + beta`` and ``dx = dy * gamma / sqrt(running_var + eps)``.
+
+    Shapes: x ``(N, F)`` (N >= 2 in training mode), gamma and beta ``(F,)``.
+    """
+
+    buffer_names = ("running_mean", "running_var")
+
+    def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float32):
+        super().__init__()
+        if not 0 < momentum <= 1 or eps <= 0:
+            raise ValueError(f"BatchNorm1d: need 0 < momentum <= 1 and eps > 0, got momentum={momentum}, eps={eps}")
+        self.num_features, self.momentum, self.eps = int(num_features), float(momentum), float(eps)
+        self.gamma = Param(np.ones(self.num_features, dtype=dtype), "gamma")
+        self.beta = Param(np.zeros(self.num_features, dtype=dtype), "beta")
+        self.running_mean = np.zeros(self.num_features, dtype=dtype)
+        self.running_var = np.ones(self.num_features, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return f"BatchNorm1d({self.num_features})"
+
+    def forward(self, x):
+        shape = tuple(getattr(x, "shape", ()))
+        if len(shape) != 2 or shape[1] != self.num_features:
+            raise ValueError(f"{self.label}: expected input of shape (batch, {self.num_features}), got {shape}")
+        if not self.training:
+            inv_std = 1.0 / xp_of(x).sqrt(self.running_var + self.eps)  # (F,)
+            xhat = (x - self.running_mean) * inv_std  # (N, F)
+            self._save_cache(("eval", xhat, inv_std))
+            return xhat * self.gamma.data + self.beta.data  # (N, F)
+        if shape[0] < 2:
+            raise ValueError(f"{self.label}: a training-mode batch needs at least 2 rows to have a variance, got "
+                             f"{shape[0]}; sample in eval mode (module.eval()) or use a larger batch")
+        y, cache, mu, var = F.batchnorm_forward(x, self.gamma.data, self.beta.data, self.eps)
+        m, n = self.momentum, shape[0]
+        self.running_mean = (1 - m) * self.running_mean + m * mu  # (F,)
+        self.running_var = (1 - m) * self.running_var + m * (var * (n / (n - 1)))  # (F,) unbiased
+        self._save_cache(("train", cache))
+        return y
+
+    def backward(self, dy, need_input_grad: bool = True):
+        cache = self._pop_cache()
+        if cache[0] == "eval":
+            _, xhat, inv_std = cache
+            dx = dy * (self.gamma.data * inv_std) if need_input_grad else None  # (N, F)
+            dgamma, dbeta = (dy * xhat).sum(axis=0), dy.sum(axis=0)  # (F,)
+        else:
+            dx, dgamma, dbeta = F.batchnorm_backward(dy, cache[1])
+            dx = dx if need_input_grad else None
+        if self.gamma.requires_grad:
+            self.gamma.accumulate(dgamma)
+        if self.beta.requires_grad:
+            self.beta.accumulate(dbeta)
+        return dx
+
+
 class _Elementwise(Module):
     """An activation ``y = f(x)`` applied elementwise; no parameters. Subclasses name their functional pair."""
 

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minigan import functional as F
+from minigan.backend import to_numpy
 from minigan.gradcheck import check_function
 
 from conftest import to
@@ -136,3 +137,35 @@ def test_loss_target_shape_mismatch_is_explained(xp):
         F.bce_with_logits_forward(to(xp, np.zeros((4, 1))), to(xp, np.zeros(4)))
     with pytest.raises(ValueError, match="labels must be integers"):
         F.softmax_cross_entropy_forward(to(xp, np.zeros((2, 3))), to(xp, np.zeros(2)))
+
+
+def _batchnorm(x, gamma, beta):
+    y, cache, _, _ = F.batchnorm_forward(x, gamma, beta)
+    return y, cache
+
+
+@given(n=st.integers(min_value=2, max_value=8), f=sizes, seed=seeds,
+       scale=st.floats(min_value=0.1, max_value=10.0), shift=st.floats(min_value=-5.0, max_value=5.0))
+def test_batchnorm_gradients(xp, n, f, seed, scale, shift):
+    """Every row's output depends on every row of the batch (through mean and variance): the full Jacobian is
+    checked, at any scale and offset of the input."""
+    r = np.random.default_rng(seed)
+    x = to(xp, shift + scale * r.standard_normal((n, f)))
+    gamma, beta = to(xp, r.standard_normal(f)), to(xp, r.standard_normal(f))
+    result = check_function(_batchnorm, F.batchnorm_backward, [x, gamma, beta])
+    assert all(t.checked == t.total for t in result.tensors)
+
+
+def test_batchnorm_known_values(xp):
+    x = to(xp, np.array([[1.0, 10.0], [3.0, 10.0], [5.0, 13.0], [7.0, 7.0]]))  # column means 4, 10; vars 5, 4.5
+    y, _, mu, var = F.batchnorm_forward(x, to(xp, np.array([2.0, 1.0])), to(xp, np.array([0.5, 0.0])), eps=0.0)
+    np.testing.assert_allclose(to_numpy(mu), [4.0, 10.0])
+    np.testing.assert_allclose(to_numpy(var), [5.0, 4.5])
+    expected = np.array([[2 * -3 / np.sqrt(5) + 0.5, 0], [2 * -1 / np.sqrt(5) + 0.5, 0],
+                         [2 * 1 / np.sqrt(5) + 0.5, 3 / np.sqrt(4.5)], [2 * 3 / np.sqrt(5) + 0.5, -3 / np.sqrt(4.5)]])
+    np.testing.assert_allclose(to_numpy(y), expected, rtol=1e-12)
+    # dx is orthogonal to the constant and to xhat per column: shifting or scaling the batch changes nothing
+    _, cache, _, _ = F.batchnorm_forward(x, to(xp, np.ones(2)), to(xp, np.zeros(2)), eps=0.0)
+    dx, _, _ = F.batchnorm_backward(to(xp, np.random.default_rng(0).standard_normal((4, 2))), cache)
+    np.testing.assert_allclose(to_numpy(dx.sum(axis=0)), 0, atol=1e-12)
+    np.testing.assert_allclose(to_numpy((dx * cache[0]).sum(axis=0)), 0, atol=1e-12)

@@ -182,3 +182,65 @@ def test_gpu_module_matches_numpy_twin(backend_name, rng):
     np.testing.assert_allclose(to_numpy(dx_dev), dx_host, rtol=1e-4, atol=1e-6)
     for p, q in zip(host.params(), device.params()):
         np.testing.assert_allclose(to_numpy(q.grad), p.grad, rtol=1e-4, atol=1e-5)
+
+
+# ====================================================================================================== BatchNorm1d
+
+
+@given(n=st.integers(min_value=2, max_value=8), f=sizes, seed=seeds, training=st.booleans())
+def test_batchnorm_module_gradients(backend_name, n, f, seed, training):
+    r = np.random.default_rng(seed)
+    bn = nn.BatchNorm1d(f)
+    bn.gamma.data, bn.beta.data = r.standard_normal(f).astype(np.float32), r.standard_normal(f).astype(np.float32)
+    bn.running_mean, bn.running_var = r.standard_normal(f).astype(np.float32), r.uniform(0.5, 2, f).astype(np.float32)
+    bn.to(backend_name).train(training)
+    result = check_module(bn, _dev(2 + 3 * r.standard_normal((n, f)), backend_name))
+    assert [t.name for t in result.tensors] == ["dx", "dgamma", "dbeta"]
+
+
+@given(n=st.integers(min_value=2, max_value=8), widths=st.lists(sizes, min_size=2, max_size=4), seed=seeds)
+def test_sequential_with_batchnorm_gradients(backend_name, n, widths, seed):
+    """The paper's generator block, Dense -> BatchNorm1d -> ReLU, stacked and checked as one function."""
+    r = np.random.default_rng(seed)
+    layers = []
+    for a, b in zip(widths[:-2], widths[1:-1]):
+        layers += [nn.Dense(a, b, rng=r), nn.BatchNorm1d(b), nn.ReLU()]
+    layers.append(nn.Dense(widths[-2], widths[-1], rng=r))
+    model = _randomize_biases(nn.Sequential(*layers), r).to(backend_name)
+    check_module(model, _dev(r.standard_normal((n, widths[0])), backend_name))
+
+
+def test_batchnorm_running_statistics_and_modes(rng):
+    bn = nn.BatchNorm1d(3, momentum=0.25)
+    x = (5 + 2 * rng.standard_normal((64, 3))).astype(np.float32)
+    y = bn.forward(x)
+    np.testing.assert_allclose(y.mean(axis=0), 0, atol=1e-5)  # training mode: the batch's own statistics
+    np.testing.assert_allclose(y.var(axis=0), 1, rtol=1e-3)
+    np.testing.assert_allclose(bn.running_mean, 0.25 * x.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(bn.running_var, 0.75 + 0.25 * x.var(axis=0, ddof=1), rtol=1e-5)
+    assert bn.running_mean.dtype == bn.running_var.dtype == np.float32
+    bn.eval()  # eval mode: running statistics, nothing updated, each row independent of the others
+    before = bn.running_mean.copy()
+    one = bn.forward(x[:1])
+    np.testing.assert_allclose(one, (x[:1] - bn.running_mean) / np.sqrt(bn.running_var + bn.eps), rtol=1e-5)
+    np.testing.assert_array_equal(bn.running_mean, before)
+    np.testing.assert_allclose(bn.forward(x)[:1], one, rtol=1e-6)
+    bn.train()
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        bn.forward(x[:1])
+    with pytest.raises(ValueError, match=r"expected input of shape \(batch, 3\)"):
+        bn.forward(x[:, :2])
+
+
+def test_batchnorm_buffers_are_saved_and_moved(rng):
+    model = nn.Sequential(nn.Dense(3, 4, rng=rng), nn.BatchNorm1d(4), nn.ReLU(), nn.Dense(4, 1, rng=rng))
+    model.forward(rng.standard_normal((8, 3)).astype(np.float32))
+    state = model.state_dict()
+    assert sorted(state) == ["0.W", "0.b", "1.beta", "1.gamma", "1.running_mean", "1.running_var", "3.W", "3.b"]
+    twin = nn.Sequential(nn.Dense(3, 4, rng=9), nn.BatchNorm1d(4), nn.ReLU(), nn.Dense(4, 1, rng=9))
+    twin.load_state_dict(state)
+    np.testing.assert_array_equal(twin[1].running_var, model[1].running_var)
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(model.eval().forward(x), twin.eval().forward(x))
+    model.to(dtype=np.float64)
+    assert model[1].running_mean.dtype == np.float64 and model[1].gamma.data.dtype == np.float64
