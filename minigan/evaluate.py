@@ -19,12 +19,12 @@ GOODFELLOW_PARZEN = {"parzen_ll": 225.0, "parzen_se": 2.0}  # Goodfellow et al. 
 
 
 def load_generator(checkpoint, backend_name: str | None = None):
-    """``(generator, config, checkpoint path)`` rebuilt from a run folder or its checkpoint.npz."""
+    """``(generator, config, checkpoint path)`` rebuilt from a run folder or its checkpoint.npz, in eval mode."""
     ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
     G, _ = models.build_models(cfg["arch"], cfg["data_dim"], rng=0, noise_dim=cfg["noise_dim"], pack=cfg["pack"])
     G.load_state_dict(ckpt["G"])
-    return G.to(backend.resolve(backend_name)), cfg, ckpt["path"]
+    return G.to(backend.resolve(backend_name)).eval(), cfg, ckpt["path"]  # eval: batch norm's running statistics
 
 
 def generate_samples(G, cfg, n: int, seed: int = 0, batch: int = 2500) -> np.ndarray:

@@ -66,16 +66,15 @@ class TrainConfig:
 #: Defaults per kind of data. Images: the ``mlp`` GAN at DCGAN's Adam settings, sized to finish in about three
 #: minutes on a 2-core laptop; the linear decay over the second half takes the salt-and-pepper noise out of the
 #: digits (MNIST score 3.9 at step 4,000 of a constant-lr run; 6.2 at the end of this 7,000-step schedule).
-#: 2-D: minigan's best configuration for the PacGAN ring/grid benchmark -- packing pairs against mode collapse,
-#: a high learning rate to find the modes, then a linear decay to settle on them; the grid's 25 modes need a
-#: longer run than the ring's 8 (benchmarks/quality/RESULTS.md has the curves).
+#: 2-D: minigan's best configuration for the PacGAN ring/grid benchmark -- the narrow ``toy`` networks, packing
+#: pairs against mode collapse, a high learning rate to find the modes, then a linear decay to settle on them
+#: (benchmarks/quality/RESULTS.md has the curves); about 3 minutes on one core.
 DEFAULTS = {
     "image": dict(arch="mlp", steps=7000, batch_size=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, lr_decay="linear", pack=1,
                   sample_every=1000),
-    "2d": dict(arch="toy", steps=10000, batch_size=256, lr_g=1e-3, lr_d=1e-3, beta1=0.5, lr_decay="linear", pack=2,
+    "2d": dict(arch="toy", steps=20000, batch_size=256, lr_g=1e-3, lr_d=1e-3, beta1=0.5, lr_decay="linear", pack=2,
                sample_every=1000),
 }
-STEPS_2D = {"grid25": 20000}  # per-dataset step budgets where the kind's default is too short
 
 
 # Settings that define the run; a resumed run must keep them (or it would not continue the same run).
@@ -89,8 +88,6 @@ def defaults_for(config: TrainConfig, dataset: data.Dataset) -> TrainConfig:
     for key, value in DEFAULTS[dataset.kind].items():
         if filled.get(key) is None:
             filled[key] = value
-    if config.steps is None and config.epochs is None and dataset.name in STEPS_2D:
-        filled["steps"] = STEPS_2D[dataset.name]
     if filled["noise_dim"] is None:
         filled["noise_dim"] = models.NOISE_DIM[filled["arch"]]
     if config.epochs is not None:
@@ -203,7 +200,14 @@ class Run:
 
     # ------------------------------------------------------------------ pictures and quality
     def samples_host(self, z=None) -> np.ndarray:
-        return backend.to_numpy(self.gan.generate(z=self.fixed_z if z is None else z))
+        """G's samples for pictures and quality numbers, in eval mode: batch norm uses its running statistics, so a
+        sample depends on its own noise only, and drawing pictures never changes the training state."""
+        G = self.gan.G
+        G.eval()
+        try:
+            return backend.to_numpy(self.gan.generate(z=self.fixed_z if z is None else z))
+        finally:
+            G.train()
 
     def save_samples(self, path, title: str) -> None:
         x = self.samples_host()

@@ -66,7 +66,7 @@ def test_pacgan_table_quick(pacgan, tmp_path, capsys):
     assert {r["pack"] for r in runs["runs"] if r["row"] != "best"} == {1, 2, 4}
     assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (tmp_path / "RESULTS.md").read_text()
-    assert "QUICK SMOKE RUN" in report and "pacgan_table.py --quick" in report and "no batch normalisation" in report
+    assert "QUICK SMOKE RUN" in report and "pacgan_table.py --quick" in report and "maxout" in report
     assert not any(work.iterdir()), "run folders are removed without --keep"
 
 
@@ -124,3 +124,30 @@ def test_pacgan_summary_counts_diverged_runs(pacgan):
     assert "| 1 (+1 diverged) | 10 |" in table and "| 8.0 ± 0.0/8 | 90.0 ± 0.0 | 0.010 ± 0.000 |" in table
     table = pacgan.format_table(pacgan.summarise([bad]), ["ring8"], ["GAN"])
     assert "0 (all 1 diverged)" in table and "| ring8 | GAN | Lin et al. 2018 |" in table
+
+
+def test_pacgan_reuse_trains_only_missing_runs(pacgan, tmp_path, capsys):
+    """--reuse takes finished runs from an earlier --json and trains only the missing seeds; a changed setting or an
+    unreadable file is not silently reused."""
+    first = tmp_path / "first.json"
+    base = ["--quick", "--jobs", "1", "--steps", "12", "--datasets", "ring8", "--rows", "GAN"]
+    assert pacgan.main(base + ["--seeds", "1", "--json", str(first)]) == 0
+    old = json.loads(first.read_text())
+    assert old["meta"]["complete"] is True and len(old["runs"]) == 1
+
+    second = tmp_path / "second.json"
+    assert pacgan.main(base + ["--seeds", "2", "--reuse", str(first), "--json", str(second)]) == 0
+    err = capsys.readouterr().err
+    assert "1 run(s) taken from it, 1 to train" in err
+    runs = json.loads(second.read_text())["runs"]
+    assert [(r["seed"], r.get("reused", False)) for r in runs] == [(0, True), (1, False)]
+    assert runs[0]["high_quality"] == old["runs"][0]["high_quality"]
+
+    # another step budget is another run: nothing reused
+    assert pacgan.main(base[:-4] + ["--steps", "13", "--datasets", "ring8", "--rows", "GAN", "--seeds", "1",
+                                    "--reuse", str(first)]) == 0
+    assert "0 run(s) taken from it, 1 to train" in capsys.readouterr().err
+
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(SystemExit, match="not a JSON file written by --json"):
+        pacgan.main(base + ["--seeds", "1", "--reuse", str(tmp_path / "bad.json")])

@@ -50,6 +50,19 @@ def test_resume_is_bit_for_bit_identical_to_an_uninterrupted_run(tmp_path):
     assert rows == [5, 10, 12, 15, 20, 25, 30]  # the first part's last step, then no duplicated or lost rows
 
 
+def test_resume_is_exact_with_batch_norm_running_statistics(tmp_path):
+    """The pacgan generator has BatchNorm1d: its running statistics are saved and restored with the weights, and
+    drawing the sample pictures (eval mode) leaves them alone, or the split run would drift from the straight one."""
+    bn = dict(TOY, arch="pacgan", noise_dim=2)
+    train(TrainConfig(steps=20, **bn), tmp_path / "straight", progress=False)
+    train(TrainConfig(steps=7, **bn), tmp_path / "split", progress=False)
+    resume(tmp_path / "split", {"steps": 20}, progress=False)
+    a, b = _arrays(tmp_path / "straight/checkpoint.npz"), _arrays(tmp_path / "split/checkpoint.npz")
+    assert any(k.endswith("running_var") for k in a) and sorted(a) == sorted(b)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
 def test_ctrl_c_saves_and_resume_finishes_the_same_run_with_a_decaying_lr(tmp_path):
     config = TrainConfig(steps=24, **dict(TOY, lr_decay="linear"))
     train(config, tmp_path / "straight", progress=False)

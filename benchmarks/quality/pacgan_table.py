@@ -14,12 +14,11 @@ beside them.
 Model rows:
 
 * ``GAN``, ``PacGAN2``, ``PacGAN4`` -- the paper's protocol where minigan has it: ``--arch pacgan`` (G: 2-D noise
-  -> 4 x 400 ReLU -> 2; D: 3 x 200 LeakyReLU(0.2) -> 1 logit), Adam(lr 1e-4, constant; beta1 0.8) for both
-  players, packing degree 1, 2, 4, and 100 *packed* discriminator inputs per step (so 100 * m samples per step, as
-  in the authors' released configuration; ``--batch-unit samples`` keeps 100 samples instead). Differences from
-  the paper, stated in every report: the paper's generator has batch normalisation after each hidden layer and
-  minigan's has none; the paper's discriminator uses maxout units (5 pieces) where minigan's uses LeakyReLU; the
-  paper trains 400 epochs of a fixed 100,000-sample set (about 400,000 steps) where minigan draws fresh samples
+  -> 4 x 400 (Dense, BatchNorm1d, ReLU) -> 2, as the paper's; D: 3 x 200 LeakyReLU(0.2) -> 1 logit), Adam(lr 1e-4,
+  constant; beta1 0.8) for both players, packing degree 1, 2, 4, and 100 *packed* discriminator inputs per step
+  (so 100 * m samples per step, as in the authors' released configuration; ``--batch-unit samples`` keeps 100
+  samples instead). Differences from the paper, stated in every report: the paper's discriminator uses maxout
+  units (5 pieces) where minigan's uses LeakyReLU; the paper trains 400 epochs of a fixed 100,000-sample set (about 400,000 steps) where minigan draws fresh samples
   every step and trains ``--steps`` steps (a 2-core budget, far fewer).
 * ``best`` -- ``TrainConfig(dataset=...)`` with every training option at its default, i.e. exactly
   ``minigan train --dataset ring8`` (the defaults are read from ``minigan.train.DEFAULTS`` at run time, so this row
@@ -67,8 +66,10 @@ if str(HERE) not in sys.path:
 import numpy as np  # noqa: E402
 
 from minigan import data  # noqa: E402
+from minigan.checkpoint import atomic_write  # noqa: E402
 from minigan.evaluate import evaluate_run, generate_samples, load_generator  # noqa: E402
-from minigan.train import DEFAULTS, STEPS_2D, Run, TrainConfig, TrainingDiverged, cpu_model, versions  # noqa: E402
+from minigan.train import (DEFAULTS, Run, TrainConfig, TrainingDiverged, cpu_model,  # noqa: E402
+                           defaults_for, versions)
 
 DATASETS = ("ring8", "grid25")
 ROWS = ("GAN", "PacGAN2", "PacGAN4", "best")
@@ -124,7 +125,7 @@ def row_config(dataset: str, row: str, seed: int, steps: int | None, batch_unit:
 
 def resolved_steps(row: str, steps: int | None, best_steps: int | None, dataset: str = "ring8") -> int:
     if row == "best":  # minigan's own default budget for this dataset, as `minigan train --dataset D` uses
-        return best_steps if best_steps is not None else STEPS_2D.get(dataset, DEFAULTS["2d"]["steps"])
+        return best_steps if best_steps is not None else DEFAULTS["2d"]["steps"]
     return steps if steps is not None else DEFAULT_STEPS
 
 
@@ -133,6 +134,37 @@ def cadence(steps: int, curve: bool) -> tuple[int, int]:
     sample_every = max(1, steps // 5) if curve else steps
     log_every = math.gcd(50, sample_every)  # quality is logged only on logging steps that are sample steps
     return sample_every, log_every
+
+
+#: The settings that make two runs of a cell the same run (with the seed): a reused result must match them all.
+RUN_KEY = ("dataset", "row", "seed", "steps", "batch_size", "pack", "arch", "lr", "beta1", "lr_decay")
+
+
+def spec_key(spec: dict) -> tuple:
+    """The ``RUN_KEY`` values a spec will train with (``None`` settings resolved as training resolves them)."""
+    cfg = defaults_for(row_config(spec["dataset"], spec["row"], spec["seed"], spec["steps"], spec["batch_unit"]),
+                       data.get_dataset(spec["dataset"]))
+    resolved = dict(spec, batch_size=cfg.batch_size, pack=cfg.pack, arch=cfg.arch, lr=cfg.lr_g, beta1=cfg.beta1,
+                    lr_decay=cfg.lr_decay, steps=cfg.steps)
+    return tuple(resolved[k] for k in RUN_KEY)
+
+
+def reusable_runs(path, eval_seed: int, versions_now: dict) -> dict:
+    """``{RUN_KEY values: record}`` of the finished runs in an earlier ``--json`` file that can stand in for a new run:
+    same evaluation seed and sample count, same minigan/NumPy versions, no error. Anything else is run again."""
+    try:
+        saved = json.loads(Path(path).read_text())
+        meta, runs = saved["meta"], saved["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SystemExit(f"--reuse {path}: not a JSON file written by --json ({err}); run without --reuse") from err
+    if meta.get("eval_seed") != eval_seed or meta.get("eval_samples") != EVAL_SAMPLES:
+        print(f"--reuse {path}: evaluated with another seed or sample count; nothing reused", file=sys.stderr)
+        return {}
+    old = {k: meta.get("versions", {}).get(k) for k in ("minigan", "numpy")}
+    if old != {k: versions_now.get(k) for k in old}:
+        print(f"--reuse {path}: written by {old}, not {versions_now}; nothing reused", file=sys.stderr)
+        return {}
+    return {tuple(r[k] for k in RUN_KEY): r for r in runs if "error" not in r}
 
 
 def run_one(spec: dict) -> dict:
@@ -242,7 +274,7 @@ def format_table(summary: dict, datasets, rows) -> str:
                              "| - | - | - | - | - |")
                 continue
             runs = f"{s['seeds']}" + (f" (+{s['failed']} diverged)" if s["failed"] else "")
-            source = "minigan, arch pacgan (no BN)" if row != "best" else f"minigan, arch {s['arch']}"
+            source = "minigan, arch pacgan" if row != "best" else f"minigan, arch {s['arch']}"
             lines.append(f"| {ds} | {_row_label(row)} | {source} | {runs} | {s['steps']} | "
                          f"{s['batch_size']} (pack {s['pack']}) | {_pm(s['modes'], 1)}/{k} | {_pm(s['hq'], 1)} | "
                          f"{_pm(s['rkl'], 3)} | {s['wall'][0]:.0f} |")
@@ -325,6 +357,11 @@ def parse_args(argv=None):
     p.add_argument("--curve", action="store_true",
                    help="log quality at 5 points during each run and print the curve of the 'best' row")
     p.add_argument("--out", default=None, metavar="PATH", help="write the report (markdown) to PATH")
+    p.add_argument("--reuse", default=None, metavar="JSON",
+                   help="take finished runs from an earlier --json file instead of training them again, where "
+                        "every setting, the evaluation seed and the minigan/NumPy versions match (seed 0 is always "
+                        "re-run when --figure needs its samples); with --json the same path, an interrupted table "
+                        "continues where it stopped")
     return p.parse_args(argv)
 
 
@@ -362,14 +399,44 @@ def main(argv=None) -> int:
 
     started = time.perf_counter()
     records = []
+    meta = dict(command=_command(argv_list), date=_now(), cpu=cpu_model(), cpu_count=os.cpu_count(),
+                jobs=args.jobs, seeds=seeds, steps_paper_rows=resolved_steps("GAN", steps, best_steps),
+                steps_best=" / ".join(f"{resolved_steps('best', steps, best_steps, d)} ({d})" for d in datasets),
+                quick=args.quick, batch_unit=args.batch_unit, eval_seed=args.eval_seed, eval_samples=EVAL_SAMPLES,
+                versions=versions(), defaults_2d=DEFAULTS["2d"])
+
+    def save_json(complete: bool) -> None:
+        """Write every result so far (atomically): an interrupted table loses nothing, and --reuse continues it."""
+        if args.json:
+            clean = [{k: v for k, v in r.items() if k != "samples"} for r in records]
+            body = {"meta": dict(meta, complete=complete, total_wall_s=time.perf_counter() - started),
+                    "published": PUBLISHED, "runs": clean}
+            atomic_write(args.json, lambda f: f.write(json.dumps(body, indent=1).encode()))
+
+    reused = 0
+    if args.reuse:
+        old = reusable_runs(args.reuse, args.eval_seed, meta["versions"])
+        todo = []
+        for spec in specs:
+            rec = old.get(spec_key(spec))
+            if rec is not None and not spec["want_samples"] and (rec.get("curve") or not spec["curve"]):
+                records.append(dict(rec, reused=True))
+                reused += 1
+            else:
+                todo.append(spec)
+        specs = todo
+        print(f"--reuse {args.reuse}: {reused} run(s) taken from it, {len(specs)} to train", file=sys.stderr)
+    meta["reused_runs"] = args.reused = reused
+    total = len(specs) + reused
 
     def report(rec):
         records.append(rec)
+        save_json(complete=False)
         if "error" in rec:
-            print(f"[{len(records)}/{len(specs)}] {rec['dataset']} {rec['row']} seed {rec['seed']}: DIVERGED "
+            print(f"[{len(records)}/{total}] {rec['dataset']} {rec['row']} seed {rec['seed']}: DIVERGED "
                   f"({rec['error']})", file=sys.stderr, flush=True)
             return
-        print(f"[{len(records)}/{len(specs)}] {rec['dataset']} {rec['row']} seed {rec['seed']}: "
+        print(f"[{len(records)}/{total}] {rec['dataset']} {rec['row']} seed {rec['seed']}: "
               f"{rec['modes_covered']}/{rec['num_modes']} modes, {100 * rec['high_quality']:.1f}% HQ, "
               f"rKL {rec['reverse_kl']:.3f}; {rec['steps']} steps in {rec['train_wall_s']:.1f} s "
               f"({rec['steps_per_s']:.1f} steps/s)", file=sys.stderr, flush=True)
@@ -424,13 +491,7 @@ def main(argv=None) -> int:
         save_figure(records, datasets, rows, args.figure)
         print(f"wrote {args.figure}", file=sys.stderr)
     if args.json:
-        meta = dict(command=_command(argv_list), date=_now(), cpu=cpu_model(), cpu_count=os.cpu_count(),
-                    jobs=args.jobs, seeds=seeds, steps_paper_rows=paper_steps, steps_best=best_n, quick=args.quick,
-                    batch_unit=args.batch_unit, eval_seed=args.eval_seed, eval_samples=EVAL_SAMPLES,
-                    total_wall_s=total_wall, versions=versions(), defaults_2d=DEFAULTS["2d"])
-        clean = [{k: v for k, v in r.items() if k != "samples"} for r in records]
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"meta": meta, "published": PUBLISHED, "runs": clean}, indent=1))
+        save_json(complete=True)
         print(f"wrote {args.json}", file=sys.stderr)
     if args.out:
         text = report_markdown(label, table, curve, summary, argv_list, args, seeds, paper_steps, best_n, total_wall)
@@ -467,7 +528,10 @@ def report_markdown(label, table, curve, summary, argv_list, args, seeds, paper_
         "each",
         f"- software: minigan {v['minigan']}, NumPy {v['numpy']}, Python {v['python']}",
         f"- step budget: GAN/PacGAN rows {paper_steps} steps (the paper: ~400,000); best row {best_n} steps",
-        f"- total wall time: {total_wall:.0f} s",
+        f"- total wall time: {total_wall:.0f} s"
+        + (f" for the runs trained now; {args.reused} run(s) were taken from `{args.reuse}` (trained earlier with "
+           "the same settings, evaluation seed and minigan/NumPy versions; their s/run are as measured then)"
+           if getattr(args, "reused", 0) else ""),
         f"- evaluation: {EVAL_SAMPLES} samples of the final generator from noise seed {args.eval_seed}; mean ± sample "
         f"std over {seeds} seed(s)",
         "",
@@ -477,14 +541,14 @@ def report_markdown(label, table, curve, summary, argv_list, args, seeds, paper_
         "",
         "How the minigan rows were trained:",
         "",
-        f"- GAN / PacGAN2 / PacGAN4: `--arch pacgan` (G 2-D noise -> 4 x 400 ReLU -> 2, D 3 x 200 LeakyReLU(0.2) -> "
-        f"1), Adam lr {PAPER['lr']:g} for both players (constant: no decay), beta1 {PAPER['beta1']}, "
+        f"- GAN / PacGAN2 / PacGAN4: `--arch pacgan` (G 2-D noise -> 4 x 400 (Dense, BatchNorm1d, ReLU) -> 2 as in the "
+        f"paper, D 3 x 200 LeakyReLU(0.2) -> 1), Adam lr {PAPER['lr']:g} for both players (constant: no decay), beta1 {PAPER['beta1']}, "
         + ("100 packed D inputs per step (100 x m samples), as in the authors' configuration" if args.batch_unit ==
            "packs" else "100 samples per step whatever the packing degree")
         + ", non-saturating loss.",
-        "- Not as in the paper: **no batch normalisation** in G (the paper's G has BN after each hidden layer); "
-        "LeakyReLU instead of the paper's 5-piece maxout units in D; fresh samples every step instead of 400 epochs "
-        "of a fixed 100,000-point set; far fewer steps.",
+        "- Not as in the paper: LeakyReLU instead of the paper's 5-piece maxout units in D; fresh samples every step "
+        "instead of 400 epochs of a fixed 100,000-point set; **far fewer steps**. Samples for evaluation are drawn "
+        "with G in eval mode (batch norm's running statistics).",
         f"- minigan best: `TrainConfig(dataset=...)` with all training options at their defaults ({best_defaults}), "
         "i.e. `minigan train --dataset <data>`; only the logging cadence is set by the script.",
         "",
