@@ -12,8 +12,11 @@ families of data, all reached through one function, :func:`get_dataset`:
     rebuilds it from the real MNIST files.
 
 ``"mnist"`` and ``"fashion-mnist"``
-    The full 60,000-image training sets, read from the four official
-    gzip-compressed IDX files by :func:`load_mnist`.
+    The first 59,000 of the 60,000 training images, read from the four
+    official gzip-compressed IDX files by :func:`load_mnist`. The last
+    :data:`VALIDATION_SIZE` (1,000) are held out: they are the validation set
+    on which ``minigan.metrics`` chooses the Parzen window (Goodfellow et al.,
+    2014), so a generator is never scored on images it was trained on.
 
 ``"ring8"``, ``"grid25"``, ``"moons"``, ``"spiral"``
     Cheap 2-D targets for watching a GAN train (and mode-collapse) in a single
@@ -122,6 +125,7 @@ import numpy as np
 
 __all__ = [
     "DatasetError",
+    "VALIDATION_SIZE",
     "read_idx",
     "read_verified_idx",
     "load_mnist",
@@ -977,6 +981,10 @@ _TOYS = {
     "spiral": (sample_spiral, None, None),
 }
 
+#: Training images held out of ``get_dataset("mnist")`` / ``("fashion-mnist")``: the last ones of the training file,
+#: the Parzen-window validation set of ``minigan.metrics``.
+VALIDATION_SIZE = 1_000
+
 #: Every name accepted by :func:`get_dataset`.
 DATASET_NAMES = ("digits", "mnist", "fashion-mnist") + tuple(_TOYS)
 
@@ -989,7 +997,8 @@ def get_dataset(name: str, *, data_dir: PathLike | None = None, scale: str = "ta
     ----------
     name : str
         One of :data:`DATASET_NAMES`: ``"digits"``, ``"mnist"``,
-        ``"fashion-mnist"`` (training split), ``"ring8"``, ``"grid25"``,
+        ``"fashion-mnist"`` (training split less the last
+        :data:`VALIDATION_SIZE` images), ``"ring8"``, ``"grid25"``,
         ``"moons"``, ``"spiral"``.
     data_dir : str or os.PathLike, optional
         Passed to :func:`load_mnist` (MNIST / Fashion-MNIST only).
@@ -1011,6 +1020,7 @@ def get_dataset(name: str, *, data_dir: PathLike | None = None, scale: str = "ta
     elif name in ("mnist", "fashion-mnist"):
         images, labels = load_mnist("train", dataset=name, data_dir=data_dir,
                                     download=download)
+        images, labels = images[:-VALIDATION_SIZE], labels[:-VALIDATION_SIZE]  # held out
     elif name in _TOYS:
         sampler, modes_fn, sigma = _TOYS[name]
         modes = modes_fn() if modes_fn else None

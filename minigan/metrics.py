@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import nn
+from . import data, nn
 from .backend import backend_of, to_device, to_numpy, xp_of
 
 __all__ = [
@@ -64,7 +64,7 @@ CLASSIFIER_PATH = Path(__file__).resolve().parent / "assets" / "classifier.npz"
 PARZEN_SIGMAS = np.logspace(-1, 0, 10)
 #: Goodfellow et al. (2014): 10,000 generated samples, sigma chosen on 1,000 validation images.
 PARZEN_SAMPLES = 10_000
-PARZEN_VALIDATION = 1_000
+PARZEN_VALIDATION = data.VALIDATION_SIZE  # the training images get_dataset holds out
 
 
 # ====================================================================================================== toy 2-D

@@ -457,3 +457,12 @@ def test_get_dataset_rejects_bad_arguments():
         ds.batch(0, 0)
     with pytest.raises(ValueError, match="step"):
         ds.batch(-1, 4)
+
+
+def test_mnist_dataset_holds_out_the_parzen_validation_images(mnist_dir):
+    """Training data never includes the images the Parzen window is chosen on (the last 1,000 of the file)."""
+    ds = data.get_dataset("mnist", data_dir=mnist_dir, download=False)
+    train, labels = data.load_mnist("train", data_dir=mnist_dir, download=False)
+    assert ds.num_examples == 60000 - data.VALIDATION_SIZE == 59000
+    np.testing.assert_array_equal(ds._flat, train[:-data.VALIDATION_SIZE].reshape(59000, 784))
+    np.testing.assert_array_equal(ds.labels, labels[:-data.VALIDATION_SIZE])
