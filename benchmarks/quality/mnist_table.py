@@ -321,10 +321,10 @@ def main(argv=None) -> int:
             f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs, one BLAS thread",
             f"- software: minigan {__version__}, NumPy {np.__version__}, Python {platform.python_version()}"
             + (f", PyTorch {raw['torch_seed']['train']['torch']}" if "torch_seed" in raw else ""),
-            f"- training: MNIST training set less the 1,000 held-out validation images (59,000 images), {used_steps} generator steps, seed {args.seed}; "
+            f"- training: the first 59,000 MNIST training images, {used_steps} generator steps, seed {args.seed}; "
             f"image defaults: {defaults}",
             f"- evaluation: {n_eval:,} samples from noise seed {args.eval_seed}; Parzen sigma chosen on the last "
-            "1,000 training images, log-likelihood of the 10,000 test images",
+            "1,000 training images (held out of training), log-likelihood of the 10,000 test images",
             f"- total wall time: {total:.0f} s",
             "",
             table,
