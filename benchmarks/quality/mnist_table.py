@@ -1,14 +1,15 @@
 """MNIST sample quality of minigan's image GANs, beside real data and Goodfellow et al. (2014).
 
-Trains, on the full MNIST training set,
+Trains, on the MNIST training set (the first 59,000 images: the last 1,000 are the held-out Parzen validation
+set),
 
 * ``default`` -- ``minigan train --dataset mnist``: the ``mlp`` GAN with every option at its default (read from
   ``minigan.train.DEFAULTS`` at run time);
 * ``seed`` -- ``minigan train --dataset mnist --arch seed``: the classic 100-256-784 MLP GAN;
 * with ``--torch-reference`` (needs PyTorch): the same ``seed`` recipe written in PyTorch -- same layers, Glorot
   uniform weights and zero biases, Adam(2e-4, betas (0.5, 0.999)) with minigan's image learning-rate schedule
-  (constant today), batch 64, the non-saturating loss, data in [0, 1] and a sigmoid output, the same number of
-  steps and the very same data batches -- as evidence that the hand-written engine learns as well as an autograd
+  (linear decay over the second half), batch 64, the non-saturating loss, data in [0, 1] and a sigmoid output,
+  the same number of steps and the very same data batches -- as evidence that the hand-written engine learns as well as an autograd
   framework does;
 
 then measures every generator with ``minigan.evaluate`` (10,000 samples: digit classes covered, class KL,
