@@ -9,8 +9,8 @@ set),
 * with ``--torch-reference`` (needs PyTorch): the same ``seed`` recipe written in PyTorch -- same layers, Glorot
   uniform weights and zero biases, Adam(2e-4, betas (0.5, 0.999)) with minigan's image learning-rate schedule
   (linear decay over the second half), batch 64, the non-saturating loss, data in [0, 1] and a sigmoid output,
-  the same number of steps and the very same data batches -- as evidence that the hand-written engine learns as well as an autograd
-  framework does;
+  the same number of steps and the very same data batches -- as evidence that the hand-written engine learns as
+  well as an autograd framework does;
 
 then measures every generator with ``minigan.evaluate`` (10,000 samples: digit classes covered, class KL,
 MNIST score, classifier FID, Parzen-window log-likelihood with sigma chosen on 1,000 held-out images) and prints

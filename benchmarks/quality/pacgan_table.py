@@ -18,8 +18,9 @@ Model rows:
   constant; beta1 0.8) for both players, packing degree 1, 2, 4, and 100 *packed* discriminator inputs per step
   (so 100 * m samples per step, as in the authors' released configuration; ``--batch-unit samples`` keeps 100
   samples instead). Differences from the paper, stated in every report: the paper's discriminator uses maxout
-  units (5 pieces) where minigan's uses LeakyReLU; the paper trains 400 epochs of a fixed 100,000-sample set (about 400,000 steps) where minigan draws fresh samples
-  every step and trains ``--steps`` steps (a 2-core budget, far fewer).
+  units (5 pieces) where minigan's uses LeakyReLU; the paper trains 400 epochs of a fixed 100,000-sample set
+  (about 400,000 steps) where minigan draws fresh samples every step and trains ``--steps`` steps (a 2-core
+  budget, far fewer).
 * ``best`` -- ``TrainConfig(dataset=...)`` with every training option at its default, i.e. exactly
   ``minigan train --dataset ring8`` (the defaults are read from ``minigan.train.DEFAULTS`` at run time, so this row
   follows them). Only the logging cadence (``sample_every``/``log_every``, which do not touch the training
@@ -542,7 +543,8 @@ def report_markdown(label, table, curve, summary, argv_list, args, seeds, paper_
         "How the minigan rows were trained:",
         "",
         f"- GAN / PacGAN2 / PacGAN4: `--arch pacgan` (G 2-D noise -> 4 x 400 (Dense, BatchNorm1d, ReLU) -> 2 as in the "
-        f"paper, D 3 x 200 LeakyReLU(0.2) -> 1), Adam lr {PAPER['lr']:g} for both players (constant: no decay), beta1 {PAPER['beta1']}, "
+        f"paper, D 3 x 200 LeakyReLU(0.2) -> 1), Adam lr {PAPER['lr']:g} for both players (constant: no decay), "
+        f"beta1 {PAPER['beta1']}, "
         + ("100 packed D inputs per step (100 x m samples), as in the authors' configuration" if args.batch_unit ==
            "packs" else "100 samples per step whatever the packing degree")
         + ", non-saturating loss.",
