@@ -127,6 +127,16 @@ class Module:
     def params(self) -> list[Param]:
         return [p for _, p in self.named_params()]
 
+    def grad_norms(self) -> dict[str, float]:
+        """The L2 norm of each parameter's gradient, keyed like ``state_dict`` (``"2.W"``); parameters without a
+        gradient (frozen, or before any backward) are left out.
+
+        A diagnosis readout: read it after a backward pass (after ``GAN.train_step``, D's are from its last update
+        and G's from its own) to see which layer's gradient vanishes (a saturated minimax G) or explodes.
+        """
+        return {name: float(to_numpy(xp_of(p.grad).sqrt((p.grad * p.grad).sum())))
+                for name, p in self.named_params() if p.grad is not None}
+
     def num_params(self) -> int:
         return sum(int(np.prod(p.shape)) for p in self.params())
 

@@ -68,12 +68,15 @@ def save_scatter(samples, path, modes=None, title: str | None = None, limit: flo
 
 
 def save_losses(rows, path) -> None:
-    """Two panels over training steps: both losses, and the discriminator's mean outputs D(x), D(G(z))."""
+    """Panels over training steps: both losses; the discriminator's mean outputs D(x), D(G(z)); the gradient norms
+    of G and D (log scale), when logged; the logged quality (modes covered or MNIST score), when logged."""
     rows = [r for r in rows if "d_loss" in r]
     steps = [r["step"] for r in rows]
     quality = [r for r in rows if any(k in r for k in ("modes_covered", "mnist_score"))]
-    fig = Figure(figsize=(8, 6 if quality else 4.5), dpi=100)
-    axes = fig.subplots(3 if quality else 2, 1, sharex=True)
+    norms = [r for r in rows if "g_grad_norm" in r]
+    panels = 2 + bool(norms) + bool(quality)
+    fig = Figure(figsize=(8, 1.5 + 1.5 * panels), dpi=100)
+    axes = fig.subplots(panels, 1, sharex=True)
     axes[0].plot(steps, [r["d_loss"] for r in rows], label="D loss  $L_D$")
     axes[0].plot(steps, [r["g_loss"] for r in rows], label="G loss  $L_G$")
     axes[0].set_ylabel("loss")
@@ -84,10 +87,17 @@ def save_losses(rows, path) -> None:
     axes[1].set_ylim(0, 1)
     axes[1].set_ylabel("mean D output")
     axes[1].legend(fontsize=8)
+    if norms:
+        ax = axes[2]
+        for key, label in (("g_grad_norm", "G"), ("d_grad_norm", "D")):
+            ax.plot([r["step"] for r in norms], [max(r[key], 1e-12) for r in norms], label=label)
+        ax.set_yscale("log")
+        ax.set_ylabel("gradient norm")
+        ax.legend(fontsize=8)
     if quality:
         key = "modes_covered" if "modes_covered" in quality[0] else "mnist_score"
-        axes[2].plot([r["step"] for r in quality], [r[key] for r in quality], "o-", color="tab:green")
-        axes[2].set_ylabel(key.replace("_", " "))
+        axes[-1].plot([r["step"] for r in quality], [r[key] for r in quality], "o-", color="tab:green")
+        axes[-1].set_ylabel(key.replace("_", " "))
     axes[-1].set_xlabel("generator step")
     fig.tight_layout()
     _save_figure(fig, path)

@@ -272,7 +272,7 @@ class Run:
                         now = time.perf_counter()
                         speed = (self.step - s_last) / max(now - t_last, 1e-9)
                         t_last, s_last = now, self.step
-                        row = dict(step=self.step, **stats, steps_per_s=round(speed, 2))
+                        row = dict(step=self.step, **stats, **self.grad_norms(), steps_per_s=round(speed, 2))
                         if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
                             row.update(self.quality())
                             self.save_samples(self.out / "samples" / f"step_{self.step:06d}.png", f"step {self.step}")
@@ -294,13 +294,22 @@ class Run:
             raise KeyboardInterrupt
         return self.out
 
+    def grad_norms(self) -> dict:
+        """``g_grad_norm`` / ``d_grad_norm``: the L2 norm of all of G's (D's) parameter gradients of the last step."""
+        return {f"{who}_grad_norm": float(math.sqrt(sum(v * v for v in model.grad_norms().values())))
+                for who, model in (("g", self.gan.G), ("d", self.gan.D))}
+
     def _diverged_message(self, step: int, stats: dict) -> str:
         last = self.out / CHECKPOINT
         kept = f"the last good checkpoint {last} is kept" if last.exists() else "no checkpoint had been written yet"
         values = ", ".join(f"{k}={v}" for k, v in stats.items())
-        return (f"training stopped at step {step}: a loss is not finite ({values}). Likely cause: a learning rate "
-                f"too high for this model (try lower --lr-d/--lr-g) or the discriminator overpowering the "
-                f"generator; {kept}.")
+        norms = [(v, f"{who} {name}") for who, model in (("G", self.gan.G), ("D", self.gan.D))
+                 for name, v in model.grad_norms().items()]
+        largest = ", ".join(f"{where} {v:.3g}" for v, where in sorted(norms, key=lambda t: -abs(t[0])
+                                                                       if math.isfinite(t[0]) else -math.inf)[:3])
+        return (f"training stopped at step {step}: a loss is not finite ({values}). Largest gradient norms of the "
+                f"step: {largest or 'none'}. Likely cause: a learning rate too high for this model (try lower "
+                f"--lr-d/--lr-g) or the discriminator overpowering the generator; {kept}.")
 
 
 class _StopFlag:

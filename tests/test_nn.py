@@ -244,3 +244,15 @@ def test_batchnorm_buffers_are_saved_and_moved(rng):
     np.testing.assert_array_equal(model.eval().forward(x), twin.eval().forward(x))
     model.to(dtype=np.float64)
     assert model[1].running_mean.dtype == np.float64 and model[1].gamma.data.dtype == np.float64
+
+
+def test_grad_norms_per_parameter_skip_frozen_and_empty(rng):
+    model = nn.Sequential(nn.Dense(3, 4, rng=rng), nn.ReLU(), nn.Dense(4, 1, rng=rng))
+    assert model.grad_norms() == {}  # no backward yet
+    model[2].requires_grad_(False)
+    model.forward(rng.standard_normal((5, 3)).astype(np.float32))
+    model.backward(np.ones((5, 1), np.float32))
+    norms = model.grad_norms()
+    assert sorted(norms) == ["0.W", "0.b"]
+    assert norms["0.W"] == pytest.approx(float(np.linalg.norm(model[0].W.grad)), rel=1e-6)
+    assert norms["0.b"] == pytest.approx(float(np.linalg.norm(model[0].b.grad)), rel=1e-6)

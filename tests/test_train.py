@@ -123,9 +123,17 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path):
         return stats
 
     run.gan.train_step = exploding
-    with pytest.raises(TrainingDiverged, match=r"step 15: a loss is not finite.*learning rate.*checkpoint.*kept"):
+    with pytest.raises(TrainingDiverged, match=r"step 15: a loss is not finite.*Largest gradient norms of the step: "
+                                              r"[GD] \d+\.\w+ [\d.e+-]+.*learning rate.*checkpoint.*kept"):
         run.train()
     assert load_checkpoint(tmp_path / "run")["step"] == 10
+
+
+def test_gradient_norms_are_logged_for_both_players(tmp_path):
+    train(TrainConfig(steps=20, **TOY), tmp_path / "run", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in rows if "d_loss" in r]
+    assert logged and all(0 < r["g_grad_norm"] < 1e6 and 0 < r["d_grad_norm"] < 1e6 for r in logged)
 
 
 def test_cli_train_sample_and_errors_end_to_end(tmp_path, capsys):
