@@ -1,4 +1,4 @@
-"""Tests for minigan.data and the bundled digits (offline; MNIST tests skip without it)."""
+"""Tests for minigan.data, minigan.mnist_files and the bundled digits (offline; MNIST tests skip without it)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minigan import data
+from minigan import data, mnist_files
 from minigan.assets import build_digits
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -43,7 +43,7 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("MINIGAN_DATA_DIR", raising=False)
     monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setattr(data, "MIRRORS", {"mnist": [], "fashion-mnist": []})
+    monkeypatch.setattr(mnist_files, "MIRRORS", {"mnist": [], "fashion-mnist": []})
 
 
 # ---------------------------------------------------------------- helpers
@@ -82,7 +82,7 @@ def write_split(folder: Path, images, labels, split="train", mtime=0) -> dict:
 def trust_raw(monkeypatch, files: dict, dataset="mnist") -> None:
     """Make KNOWN_MD5[dataset] expect the uncompressed content of ``files``."""
     table = {name: {"gz": None, "raw": md5(raw)} for name, (_, raw) in files.items()}
-    monkeypatch.setitem(data.KNOWN_MD5, dataset, table)
+    monkeypatch.setitem(mnist_files.KNOWN_MD5, dataset, table)
 
 
 # ---------------------------------------------------------------- digits
@@ -206,7 +206,7 @@ def test_fashion_accepts_only_known_gz_bytes(monkeypatch, tmp_path):
     images, labels = synthetic_split()
     files = write_split(tmp_path, images, labels, mtime=0)
     table = {name: {"gz": md5(blob), "raw": None} for name, (blob, _) in files.items()}
-    monkeypatch.setitem(data.KNOWN_MD5, "fashion-mnist", table)
+    monkeypatch.setitem(mnist_files.KNOWN_MD5, "fashion-mnist", table)
     got, _ = data.load_mnist(dataset="fashion-mnist", data_dir=tmp_path, download=False)
     np.testing.assert_array_equal(got, images)
     write_split(tmp_path, images, labels, mtime=999)  # same content, other .gz bytes
@@ -238,7 +238,7 @@ def test_data_dir_may_hold_a_dataset_subfolder(mnist_dir):
 
 
 def test_lookup_order(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "_check_md5", lambda *args: None)  # order, not checksums
+    monkeypatch.setattr(mnist_files, "_check_md5", lambda *args: None)  # order, not checksums
     arg_dir, env_dir = tmp_path / "arg", tmp_path / "env"
     for folder, offset in ((arg_dir, 1), (env_dir / "mnist", 2), (data.cache_dir(), 3)):
         write_split(folder, *synthetic_split(label_offset=offset))
@@ -298,7 +298,7 @@ def serve_mirrors(monkeypatch, http_root, kinds):
         (root / "corrupt").mkdir(exist_ok=True)
         (root / "corrupt" / name).write_bytes(blob[: len(blob) // 2])
     mirrors = [f"{url}{kind}/" for kind in kinds]
-    monkeypatch.setitem(data.MIRRORS, "mnist", mirrors)
+    monkeypatch.setitem(mnist_files.MIRRORS, "mnist", mirrors)
     return images, labels, mirrors
 
 
@@ -313,7 +313,7 @@ def test_download_skips_bad_mirror(monkeypatch, http_root):
     def no_network(*args):
         raise AssertionError("downloaded twice")
 
-    monkeypatch.setattr(data, "_fetch", no_network)
+    monkeypatch.setattr(mnist_files, "_fetch", no_network)
     np.testing.assert_array_equal(data.load_mnist()[1], labels)
 
 
@@ -335,7 +335,7 @@ def test_corrupt_cached_file_is_not_used(monkeypatch, tmp_path):
     trust_raw(monkeypatch, files)
     path = data.cache_dir() / TRAIN_IMAGES
     path.write_bytes(files[TRAIN_IMAGES][0][:-10])
-    monkeypatch.setattr(data, "_fetch", lambda *a: pytest.fail("must not download"))
+    monkeypatch.setattr(mnist_files, "_fetch", lambda *a: pytest.fail("must not download"))
     with pytest.raises(data.DatasetError, match="Delete") as info:
         data.load_mnist(download=True)
     assert str(path) in str(info.value)
