@@ -72,7 +72,7 @@ class TrainConfig:
 DEFAULTS = {
     "image": dict(arch="mlp", steps=7000, batch_size=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, lr_decay="linear", pack=1,
                   sample_every=1000),
-    "2d": dict(arch="toy", steps=20000, batch_size=256, lr_g=1e-3, lr_d=1e-3, beta1=0.5, lr_decay="linear", pack=2,
+    "2d": dict(arch="toy", steps=20000, batch_size=512, lr_g=1e-3, lr_d=1e-3, beta1=0.5, lr_decay="linear", pack=2,
                sample_every=1000),
 }
 
