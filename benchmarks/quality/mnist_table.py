@@ -41,14 +41,15 @@ import platform  # noqa: E402
 import shlex  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO))  # run from a checkout without installing
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))  # for workfolder.py beside this file
 
 import numpy as np  # noqa: E402
 
@@ -56,6 +57,7 @@ from minigan import __version__, data, metrics  # noqa: E402
 from minigan.evaluate import GOODFELLOW_PARZEN, evaluate_run  # noqa: E402
 from minigan import train as mtrain  # noqa: E402
 from minigan.train import DEFAULTS, Run, TrainConfig, cpu_model, versions  # noqa: E402
+from workfolder import WorkFolder  # noqa: E402
 
 ROWS = ("default", "seed")
 QUICK_STEPS = 30
@@ -242,22 +244,12 @@ def main(argv=None) -> int:
     if args.torch_reference and importlib.util.find_spec("torch") is None:
         raise SystemExit("--torch-reference needs PyTorch (pip install torch)")
 
-    tmp = None
-    if args.work is None:
-        tmp = tempfile.mkdtemp(prefix="minigan-mnist-")
-        work = Path(tmp)
-    else:
-        work = Path(args.work)
-        work.mkdir(parents=True, exist_ok=True)
-
     started = time.perf_counter()
     table_rows, raw = [], {}
-    created = []
-    try:
+    with WorkFolder(args.work, args.keep, "minigan-mnist-") as work:
         labels = {"default": "minigan default (mlp)", "seed": "minigan --arch seed"}
         for row in [r for r in ROWS if r in args.rows]:
-            out = work / f"mnist-{row}-seed{args.seed}"
-            created.append(out)
+            out = work.run(f"mnist-{row}-seed{args.seed}")
             info = train_minigan(row, steps, args.seed, data_dir, out)
             print(f"{labels[row]}: {info['steps']} steps in {info['train_wall_s']:.0f} s "
                   f"({info['steps_per_s']:.1f} steps/s); evaluating {n_eval:,} samples...", file=sys.stderr,
@@ -278,13 +270,6 @@ def main(argv=None) -> int:
             info["eval_wall_s"] = time.perf_counter() - t0
             raw["torch_seed"] = dict(train=info, metrics=m)
             table_rows.append(("PyTorch reference (seed recipe)", f"torch {info['torch']}", m, info))
-    finally:
-        if not args.keep:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                for path in created:
-                    shutil.rmtree(path, ignore_errors=True)
     ceiling = metrics.real_ceiling(data_dir, parzen=True)
     raw["real_ceiling"] = ceiling
     table_rows.append(("real data (ceiling)", "10,000 MNIST training images", ceiling, None))
@@ -341,7 +326,7 @@ def main(argv=None) -> int:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}", file=sys.stderr)
     if args.keep:
-        print(f"run folders kept in {work}", file=sys.stderr)
+        print(f"run folders kept in {work.path}", file=sys.stderr)
     return 0
 
 

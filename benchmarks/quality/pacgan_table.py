@@ -51,7 +51,6 @@ import math  # noqa: E402
 import shlex  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
 from multiprocessing import get_context  # noqa: E402
@@ -71,6 +70,7 @@ from minigan.checkpoint import atomic_write  # noqa: E402
 from minigan.evaluate import evaluate_run, generate_samples, load_generator  # noqa: E402
 from minigan.train import (DEFAULTS, Run, TrainConfig, TrainingDiverged, cpu_model,  # noqa: E402
                            defaults_for, versions)
+from workfolder import WorkFolder  # noqa: E402
 
 DATASETS = ("ring8", "grid25")
 ROWS = ("GAN", "PacGAN2", "PacGAN4", "best")
@@ -124,8 +124,8 @@ def row_config(dataset: str, row: str, seed: int, steps: int | None, batch_unit:
                        lr_d=PAPER["lr"], beta1=PAPER["beta1"], lr_decay=PAPER["lr_decay"], pack=m, seed=seed)
 
 
-def resolved_steps(row: str, steps: int | None, best_steps: int | None, dataset: str = "ring8") -> int:
-    if row == "best":  # minigan's own default budget for this dataset, as `minigan train --dataset D` uses
+def resolved_steps(row: str, steps: int | None, best_steps: int | None) -> int:
+    if row == "best":  # minigan's own 2-D default budget, as `minigan train --dataset D` uses
         return best_steps if best_steps is not None else DEFAULTS["2d"]["steps"]
     return steps if steps is not None else DEFAULT_STEPS
 
@@ -377,32 +377,28 @@ def main(argv=None) -> int:
     if seeds < 1 or args.jobs < 1:
         raise SystemExit("--seeds and --jobs must be >= 1")
 
-    tmp = None
-    if args.work is None:
-        tmp = tempfile.mkdtemp(prefix="minigan-pacgan-")
-        work = Path(tmp)
-    else:
-        work = Path(args.work)
-        work.mkdir(parents=True, exist_ok=True)
-
+    # an unreadable --reuse file stops the script here, before any folder is made
+    old_runs = reusable_runs(args.reuse, args.eval_seed, versions()) if args.reuse else {}
+    work = WorkFolder(args.work, args.keep, "minigan-pacgan-")
     specs = []
     for ds in datasets:
         for row in rows:
-            n = resolved_steps(row, steps, best_steps, ds)
+            n = resolved_steps(row, steps, best_steps)
             for seed in range(seeds):
                 specs.append(dict(dataset=ds, row=row, seed=seed, steps=n, batch_unit=args.batch_unit,
                                   curve=args.curve, eval_seed=args.eval_seed,
                                   want_samples=bool(args.figure) and seed == 0,
-                                  out=str(work / f"{ds}-{row}-seed{seed}")))
+                                  out=str(work.run(f"{ds}-{row}-seed{seed}"))))
     # the most expensive runs first, so the last ones to finish are short
     cost = {"GAN": 1.0, "PacGAN2": 1.5, "PacGAN4": 2.2, "best": 1.25}
     specs.sort(key=lambda s: -s["steps"] * cost[s["row"]])
 
     started = time.perf_counter()
     records = []
+    paper_steps = resolved_steps("GAN", steps, best_steps)
+    best_n = resolved_steps("best", steps, best_steps)
     meta = dict(command=_command(argv_list), date=_now(), cpu=cpu_model(), cpu_count=os.cpu_count(),
-                jobs=args.jobs, seeds=seeds, steps_paper_rows=resolved_steps("GAN", steps, best_steps),
-                steps_best=" / ".join(f"{resolved_steps('best', steps, best_steps, d)} ({d})" for d in datasets),
+                jobs=args.jobs, seeds=seeds, steps_paper_rows=paper_steps, steps_best=best_n,
                 quick=args.quick, batch_unit=args.batch_unit, eval_seed=args.eval_seed, eval_samples=EVAL_SAMPLES,
                 versions=versions(), defaults_2d=DEFAULTS["2d"])
 
@@ -416,10 +412,9 @@ def main(argv=None) -> int:
 
     reused = 0
     if args.reuse:
-        old = reusable_runs(args.reuse, args.eval_seed, meta["versions"])
         todo = []
         for spec in specs:
-            rec = old.get(spec_key(spec))
+            rec = old_runs.get(spec_key(spec))
             if rec is not None and not spec["want_samples"] and (rec.get("curve") or not spec["curve"]):
                 records.append(dict(rec, reused=True))
                 reused += 1
@@ -442,7 +437,7 @@ def main(argv=None) -> int:
               f"rKL {rec['reverse_kl']:.3f}; {rec['steps']} steps in {rec['train_wall_s']:.1f} s "
               f"({rec['steps_per_s']:.1f} steps/s)", file=sys.stderr, flush=True)
 
-    try:
+    with work:  # removes the run folders at the end, unless --keep
         if args.jobs == 1:
             for spec in specs:
                 report(run_one(spec))
@@ -455,13 +450,6 @@ def main(argv=None) -> int:
                 except BaseException:
                     pool.shutdown(wait=True, cancel_futures=True)  # a bug or Ctrl-C: start nothing more
                     raise
-    finally:
-        if not args.keep:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                for spec in specs:
-                    shutil.rmtree(spec["out"], ignore_errors=True)
     total_wall = time.perf_counter() - started
 
     order = {(d, r, s): i for i, (d, r, s) in enumerate((d, r, s) for d in datasets for r in rows
@@ -469,8 +457,6 @@ def main(argv=None) -> int:
     records.sort(key=lambda r: order[(r["dataset"], r["row"], r["seed"])])
     summary = summarise(records)
     table = format_table(summary, datasets, rows)
-    paper_steps = resolved_steps("GAN", steps, best_steps)
-    best_n = " / ".join(f"{resolved_steps('best', steps, best_steps, d)} ({d})" for d in datasets)
     if args.quick:
         label = (f"QUICK SMOKE RUN ({seeds} seed(s), {paper_steps} steps for GAN/PacGAN rows, {best_n} for best): "
                  "format check only, NOT the protocol")
@@ -500,7 +486,7 @@ def main(argv=None) -> int:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}", file=sys.stderr)
     if args.keep:
-        print(f"run folders kept in {work}", file=sys.stderr)
+        print(f"run folders kept in {work.path}", file=sys.stderr)
     return 0
 
 
