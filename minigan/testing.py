@@ -29,11 +29,12 @@ import numpy as np
 
 from . import nn
 from .backend import to_numpy, xp_of
-from .gradcheck import DEFAULTS, GradCheckError, check_function, check_module
+from .gradcheck import DEFAULTS, BackwardOutputError, GradCheckError, check_function, check_module
 
 __all__ = [
     "shapes", "arrays", "logits", "probabilities", "binary_targets", "class_labels", "logits_and_labels",
     "assert_backward_matches", "assert_module_gradients", "assert_no_mutation", "assert_backward_no_mutation",
+    "MutationError",
     "PlainMLP", "PlainGAN", "plain_sigmoid", "plain_adam_update", "assert_train_step_matches_reference",
 ]
 
@@ -167,6 +168,11 @@ def logits_and_labels(max_batch: int = 8, max_classes: int = 6, dtype=np.float64
 # ================================================================================================ no mutation
 
 
+class MutationError(AssertionError):
+    """A function changed one of its arguments in place (a backward pass its ``dout`` or cache, a forward its
+    input)."""
+
+
 def _is_array(a) -> bool:
     return hasattr(a, "shape") and hasattr(a, "dtype") and hasattr(a, "copy")
 
@@ -210,16 +216,16 @@ def _argument_names(fn, args, kwargs) -> tuple[list[str], dict[str, str]]:
     return names, {k: k for k in kwargs}
 
 
-def _call_unmutated(fn, args, kwargs, names, keyword_names, hint: str):
-    """Call ``fn(*args, **kwargs)``; raise AssertionError if any array in the arguments changed."""
+def _call_unmutated(fn, args, kwargs, names, keyword_names, hint: str, label: str | None = None):
+    """Call ``fn(*args, **kwargs)``; raise AssertionError (naming fn, or ``label``) if any array argument changed."""
     __tracebackhide__ = True
     watched = [(path, a, a.copy()) for value, name in zip(args, names) for path, a in _arrays_in(value, name)]
     watched += [(path, a, a.copy()) for k, v in kwargs.items() for path, a in _arrays_in(v, keyword_names[k])]
     result = fn(*args, **kwargs)
     problems = [f"  {path}: {change}" for path, a, before in watched if (change := _changes(before, a)) is not None]
     if problems:
-        name = getattr(fn, "__name__", repr(fn))
-        raise AssertionError(f"{name} changed its arguments in place:\n" + "\n".join(problems) + f"\n{hint}")
+        name = label or getattr(fn, "__name__", repr(fn))
+        raise MutationError(f"{name} changed its arguments in place:\n" + "\n".join(problems) + f"\n{hint}")
     return result
 
 
@@ -285,15 +291,18 @@ def assert_backward_matches(forward, backward, inputs, *, wrt=None, names=None, 
 
     Raises an ``AssertionError``: ``GradCheckError`` (its ``.result`` is the whole ``GradCheckResult``) naming the
     failing tensor, its worst element, analytic and numeric values and the tolerance; ``BackwardOutputError`` for a
-    gradient of the wrong shape or a wrong number of gradients; or the mutation message. Returns the
-    ``GradCheckResult`` when everything passed.
+    gradient of the wrong shape or a wrong number of gradients; ``MutationError`` for an argument changed in
+    place. Returns the ``GradCheckResult`` when everything passed.
     """
     __tracebackhide__ = True
     if check_mutation:
         forward = _watch_first_call(forward, lambda fn, args, kwargs: assert_no_mutation(fn, *args, **kwargs))
         backward = _watch_first_call(backward, lambda fn, args, kwargs: assert_backward_no_mutation(fn, *args))
-    result = check_function(forward, backward, inputs, wrt=wrt, names=names, eps=eps, atol=atol, rtol=rtol,
-                            max_elements=max_elements, seed=seed, raise_exception=False)
+    try:
+        result = check_function(forward, backward, inputs, wrt=wrt, names=names, eps=eps, atol=atol, rtol=rtol,
+                                max_elements=max_elements, seed=seed, raise_exception=False)
+    except (BackwardOutputError, MutationError) as err:
+        raise type(err)(str(err)) from None  # raised again here: pytest shows the test's line, not the checker's
     if not result.ok:
         raise GradCheckError(result)
     return result
@@ -322,9 +331,13 @@ def assert_module_gradients(module, x, *, dout=None, check_mutation: bool = True
         upstream = xp.asarray(np.random.default_rng(seed).standard_normal(tuple(out.shape))) if dout is None \
             else xp.asarray(dout, dtype="float64")
         _call_unmutated(_forward_then_backward, (m, x64, upstream), {}, ["module", "x", "dout"], {},
-                        f"{module!r}: forward must leave x alone and backward must leave dout alone.")
-    result = check_module(module, x, dout=dout, eps=eps, atol=atol, rtol=rtol, max_elements=max_elements,
-                          seed=seed, raise_exception=False)
+                        "A module's forward must leave x alone and its backward must leave dout alone: the caller "
+                        "may still need them.", label=f"{module!r} (forward, then backward)")
+    try:
+        result = check_module(module, x, dout=dout, eps=eps, atol=atol, rtol=rtol, max_elements=max_elements,
+                              seed=seed, raise_exception=False)
+    except BackwardOutputError as err:
+        raise type(err)(str(err)) from None
     if not result.ok:
         raise GradCheckError(result)
     return result
