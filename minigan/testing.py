@@ -111,9 +111,9 @@ def logits(shape=None, dtype=np.float64, extremes=(40.0, 100.0), bound: float = 
 
     Each element is either moderate (in ``[-bound, bound]``) or one of ``+-extremes``, and one random element is
     always extreme, so all-moderate arrays never come out; mixed signs, all-extreme arrays and batches of one
-    extreme logit all do. The defaults are where naive code breaks: at +-40 the sigmoid is exactly 0 or 1 in
-    float32 and float64 alike, so ``log(sigmoid(z))`` or ``log(1 - sigmoid(z))`` is -inf; at +-100, ``exp(-z)``
-    overflows float32.
+    extreme logit all do. The defaults are where naive code breaks: from z = 40 the sigmoid rounds to exactly 1 in
+    float32 and float64 alike, so ``log(1 - sigmoid(z))`` is -inf; at z = -100, ``exp(-z)`` overflows float32, so
+    the naive ``1 / (1 + exp(-z))`` is 0 and ``log(sigmoid(z))`` is -inf.
     """
     st, hnp = _hypothesis()
     dtype = _float_dtype(dtype)
@@ -326,10 +326,11 @@ def assert_module_gradients(module, x, *, dout=None, check_mutation: bool = True
     if check_mutation:
         m = copy.deepcopy(module).to(dtype="float64")
         x64 = x.astype("float64", copy=True)
-        out = m.forward(x64)
-        xp = xp_of(out)
-        upstream = xp.asarray(np.random.default_rng(seed).standard_normal(tuple(out.shape))) if dout is None \
-            else xp.asarray(dout, dtype="float64")
+        out = m.forward(x64)  # once unwatched, for the shape and backend of dout
+        if dout is None:
+            upstream = xp_of(out).asarray(np.random.default_rng(seed).standard_normal(tuple(out.shape)))
+        else:
+            upstream = xp_of(out).asarray(dout, dtype="float64")
         _call_unmutated(_forward_then_backward, (m, x64, upstream), {}, ["module", "x", "dout"], {},
                         "A module's forward must leave x alone and its backward must leave dout alone: the caller "
                         "may still need them.", label=f"{module!r} (forward, then backward)")
