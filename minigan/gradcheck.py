@@ -51,6 +51,12 @@ class GradCheckError(AssertionError):
         self.result = result
 
 
+class BackwardOutputError(ValueError, AssertionError):
+    """A backward pass returned the wrong number of gradients, or one of the wrong shape (``db`` not summed over
+    the batch, ``dW`` transposed). A ValueError, and also an AssertionError: under pytest it is a failed test,
+    not a crash of the test suite."""
+
+
 @dataclass
 class TensorCheck:
     """The comparison of one gradient tensor (e.g. ``dW`` of one layer) with its finite-difference estimate."""
@@ -144,8 +150,9 @@ def _compare_tensor(f, array, analytic, name, *, eps, atol, rtol, max_elements, 
         note = "the backward pass produced no gradient (None) for this tensor; compared as zeros"
         analytic = xp.zeros_like(array)
     if tuple(analytic.shape) != tuple(array.shape):
-        raise ValueError(f"{name}: analytic gradient has shape {tuple(analytic.shape)}, "
-                         f"but the tensor has shape {tuple(array.shape)}")
+        raise BackwardOutputError(f"{name}: analytic gradient has shape {tuple(analytic.shape)}, but the tensor "
+                                  f"has shape {tuple(array.shape)}; a gradient has its tensor's shape (summed "
+                                  "over the batch? transposed?)")
     flat = array.reshape(-1)  # a view: writes perturb the tensor itself
     a_flat = to_numpy(analytic).astype(np.float64).reshape(-1)
     n = flat.size
@@ -285,7 +292,8 @@ def check_function(forward, backward, inputs, *, wrt=None, names=None, eps=DEFAU
     if len(grads) == len(inputs):
         grads = [grads[i] for i in wrt]
     elif len(grads) != len(wrt):
-        raise ValueError(f"backward returned {len(grads)} gradients for {len(inputs)} inputs ({len(wrt)} checked)")
+        raise BackwardOutputError(f"backward returned {len(grads)} gradients for {len(inputs)} inputs "
+                                  f"({len(wrt)} checked)")
 
     def f():
         return float((forward(*inputs)[0] * dout).sum())

@@ -19,6 +19,7 @@ from minigan import functional as F
 from minigan import models, nn, optim
 from minigan.backend import to_numpy
 from minigan.gan import GAN
+from minigan.testing import assert_train_step_matches_reference, plain_adam_update, plain_sigmoid
 
 from conftest import to
 from strategies import matrices, seeds
@@ -29,12 +30,6 @@ EXTREMES = np.array([[-1e4, -1e3, -120.0, -89.0, -88.0, -30.0, -1.0, -1e-8, 0.0,
 # ------------------------------------------------------------------------------------ the plain formulas
 
 
-def plain_sigmoid(x):
-    """The textbook stable form: ``1 / (1 + e)`` for x >= 0, ``e / (1 + e)`` below, with ``e = exp(-|x|)``."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-
 def plain_leaky_backward(dy, y, slope):
     return np.where(y > 0, dy, dy * slope)
 
@@ -43,11 +38,7 @@ def plain_adam(w, grads, lr, betas, eps, weight_decay=0.0):
     """Adam exactly as written in the paper (with PyTorch's weight decay), step by step, in float64."""
     m, v = np.zeros_like(w), np.zeros_like(w)
     for t, g in enumerate(grads, start=1):
-        g = g + weight_decay * w
-        m = betas[0] * m + (1 - betas[0]) * g
-        v = betas[1] * v + (1 - betas[1]) * g * g
-        m_hat, v_hat = m / (1 - betas[0] ** t), v / (1 - betas[1] ** t)
-        w = w - lr * m_hat / (np.sqrt(v_hat) + eps)
+        w, m, v = plain_adam_update(w, g, m, v, t, lr, betas, eps, weight_decay)
     return w, m, v
 
 
@@ -215,111 +206,16 @@ def test_adam_step_allocates_no_new_state_arrays():
 # ------------------------------------------------------------------------------------ the whole step
 
 
-def _layers(model):
-    """(kind, Param W, Param b, slope) for a Sequential of Dense and activations."""
-    out = []
-    for m in model:
-        if isinstance(m, nn.Dense):
-            out.append(("dense", m.W, m.b))
-        elif isinstance(m, nn.LeakyReLU):
-            out.append(("leaky", m.slope))
-        else:
-            out.append((type(m).__name__.lower(),))
-    return out
-
-
-def _forward(layers, x):
-    acts = [x]  # the input of every layer
-    for layer in layers:
-        kind = layer[0]
-        if kind == "dense":
-            x = x @ layer[1].data + layer[2].data
-        elif kind == "leaky":
-            x = np.where(x > 0, x, layer[1] * x)
-        elif kind == "relu":
-            x = np.where(x > 0, x, 0.0)
-        elif kind == "sigmoid":
-            x = plain_sigmoid(x)
-        else:
-            x = np.tanh(x)
-        acts.append(x)
-    return acts
-
-
-def _backward(layers, acts, dy, want_weights):
-    """Plain backprop; returns ``(dx, {id(Param): grad})``."""
-    grads = {}
-    for i in range(len(layers) - 1, -1, -1):
-        layer, x, y = layers[i], acts[i], acts[i + 1]
-        kind = layer[0]
-        if kind == "dense":
-            if want_weights:
-                grads[id(layer[1])], grads[id(layer[2])] = x.T @ dy, dy.sum(axis=0)
-            dy = dy @ layer[1].data.T
-        elif kind == "leaky":
-            dy = np.where(x > 0, dy, layer[1] * dy)
-        elif kind == "relu":
-            dy = np.where(x > 0, dy, 0.0)
-        elif kind == "sigmoid":
-            dy = dy * y * (1 - y)
-        else:
-            dy = dy * (1 - y * y)
-    return dy, grads
-
-
-def plain_gan_step(G, D, real, z_d, z_g, adam_g, adam_d):
-    """One step of the GAN written out: L_D on real and fake (target 1 and 0, sum of the two means), then the
-    non-saturating L_G through D, each followed by the paper's Adam."""
-    g_layers, d_layers = _layers(G), _layers(D)
-    n = len(real)
-    fake = _forward(g_layers, z_d)[-1]
-    acts = _forward(d_layers, np.concatenate([real, fake]))
-    s = plain_sigmoid(acts[-1])
-    t = np.concatenate([np.ones((n, 1)), np.zeros((n, 1))])
-    _, d_grads = _backward(d_layers, acts, 2 * (s - t) / (2 * n), want_weights=True)
-    adam_d(d_grads)
-    g_acts = _forward(g_layers, z_g)
-    d_acts = _forward(d_layers, g_acts[-1])
-    dfake, _ = _backward(d_layers, d_acts, (plain_sigmoid(d_acts[-1]) - 1) / n, want_weights=False)
-    _, g_grads = _backward(g_layers, g_acts, dfake, want_weights=True)
-    adam_g(g_grads)
-
-
-def _paper_adam(params, lr, betas, eps):
-    state = {id(p): [np.zeros_like(p.data), np.zeros_like(p.data), 0] for p in params}
-
-    def step(grads):
-        for p in params:
-            m, v, t = state[id(p)]
-            g, t = grads[id(p)], t + 1
-            m = betas[0] * m + (1 - betas[0]) * g
-            v = betas[1] * v + (1 - betas[1]) * g * g
-            p.data = p.data - lr * (m / (1 - betas[0] ** t)) / (np.sqrt(v / (1 - betas[1] ** t)) + eps)
-            state[id(p)] = [m, v, t]
-
-    return step
-
-
 @pytest.mark.parametrize("arch", ["seed", "mlp"])
 def test_train_step_equals_a_plain_reference_step(arch):
-    """Three minigan steps against the same three steps written out with where/exp and the paper's Adam."""
+    """Three minigan steps against the same three steps written out in plain NumPy (minigan.testing.PlainGAN:
+    where/exp, the textbook L_D and L_G, the paper's Adam), in float64."""
     n, lr, betas, eps = 6, 1e-3, (0.5, 0.999), 1e-8
     G, D = models.build_models(arch, 784, rng=3)
     G.to(dtype=np.float64), D.to(dtype=np.float64)
-    G_ref, D_ref = copy.deepcopy(G), copy.deepcopy(D)
     gan = GAN(G, D, optim.Adam(G.params(), lr, betas, eps), optim.Adam(D.params(), lr, betas, eps),
               models.NOISE_DIM[arch], rng=11)
-    noise = np.random.default_rng(11)  # the same stream as the GAN's: z for the D step, then z for the G step
-    adam_g, adam_d = _paper_adam(G_ref.params(), lr, betas, eps), _paper_adam(D_ref.params(), lr, betas, eps)
-    data = np.random.default_rng(5).random((3, n, 784))
-    for real in data:
-        gan.train_step(real)
-        z_d, z_g = (noise.standard_normal((n, models.NOISE_DIM[arch]), dtype=np.float32).astype(np.float64)
-                    for _ in range(2))
-        plain_gan_step(G_ref, D_ref, real, z_d, z_g, adam_g, adam_d)
-    for p, q in zip(G.params() + D.params(), G_ref.params() + D_ref.params()):
-        # Adam divides by sqrt(v): a rounding difference in g of 1e-16 relative moves w by far less than 1e-12
-        np.testing.assert_allclose(p.data, q.data, rtol=1e-10, atol=1e-12, err_msg=p.name)
+    assert_train_step_matches_reference(gan, np.random.default_rng(5).random((3, n, 784)))
 
 
 def test_step_on_a_copy_with_replaced_models_leaves_the_original_alone():
