@@ -83,6 +83,12 @@ def test_bce_from_logits_is_softplus_minus_yz_and_its_gradient_is_p_minus_y():
         assert np.allclose(F.bce_with_logits_backward(1.0, cache), (p - y) / z.size, rtol=1e-12, atol=0)
 
 
+def test_bce_from_logits_averages_over_every_element_not_only_rows(rng):
+    z, y = rng.standard_normal((4, 3)), rng.random((4, 3))
+    _, cache = F.bce_with_logits_forward(z, y)
+    assert np.allclose(F.bce_with_logits_backward(1.0, cache), (sigmoid64(z) - y) / 12)  # n = 12 elements
+
+
 def test_bce_worked_example():
     loss, cache = F.bce_with_logits_forward(np.array([2.0]), np.array([1.0]))
     assert round(float(loss), 6) == 0.126928
@@ -144,6 +150,8 @@ def test_softmax_cross_entropy_worked_example_and_zero_row_sums(rng):
     loss, cache = F.softmax_cross_entropy_forward(z, rng.integers(0, 4, 6))
     dz = F.softmax_cross_entropy_backward(1.0, cache)
     assert np.isfinite(loss) and np.allclose(dz.sum(axis=1), 0)
+    probs, labels = cache
+    assert np.allclose(dz, (probs - np.eye(4)[labels]) / 6)  # (softmax - onehot) / N, N = 6 rows
 
 
 def test_two_class_softmax_is_bce_from_logits(rng):

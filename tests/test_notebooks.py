@@ -13,6 +13,7 @@ Needs the ``teach`` tools (``pip install -e ".[test]"`` installs them); without 
 """
 
 import json
+import os
 import pathlib
 import sys
 
@@ -90,7 +91,8 @@ def execute_as_notebook(path, workdir: pathlib.Path, timeout: int = 120):
 
     nb = _as_notebook(path)
     env = {
-        "PYTHONPATH": str(ROOT),  # the kernel imports this checkout's minigan, installed or not
+        # the kernel imports this checkout's minigan, installed or not (kernelspec env replaces these variables)
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "MINIGAN_TUTORIAL_FAST": "1",
         "MINIGAN_TUTORIAL_OUT": str(workdir / "out"),
         "TUTORIAL_STEPS": "20",  # the legacy scripts' fast mode
