@@ -47,9 +47,12 @@ def test_there_are_lessons():
      if p.name in LEGACY else p for p in LESSONS],
     ids=lambda p: p.name,
 )
-def test_lesson_converts_to_a_notebook(path):
+def test_lesson_converts_to_a_notebook(path, tmp_path):
     nbformat = _need("nbformat")
-    nb = _as_notebook(path)
+    jupytext = _need("jupytext")
+    ipynb = tmp_path / path.with_suffix(".ipynb").name
+    jupytext.write(_as_notebook(path), ipynb, fmt="ipynb")  # what `jupytext --to ipynb` writes
+    nb = nbformat.read(ipynb, as_version=4)
     nbformat.validate(nb)  # a notebook Jupyter will open
     kinds = [cell.cell_type for cell in nb.cells]
     assert "markdown" in kinds, f"{path.name}: no prose cells; start them with '# %% [markdown]'"
