@@ -94,7 +94,8 @@ def _kernelspec(folder: pathlib.Path, env: dict) -> str:
 def execute_as_notebook(path, workdir: pathlib.Path, timeout: int = 120):
     """Convert ``path`` with jupytext and run every cell in a fresh kernel, in fast mode; return the notebook.
 
-    The lesson writes into ``workdir / "out"``; cells run with ``workdir`` as the current folder.
+    Cells run in the lesson's own folder, as in Jupyter (a notebook's working folder is the one it lives in);
+    the lesson writes its output into ``workdir / "out"``; the kernelspec goes into ``workdir / "jupyter"``.
     """
     _need("ipykernel")
     nbclient = _need("nbclient")
@@ -113,7 +114,7 @@ def execute_as_notebook(path, workdir: pathlib.Path, timeout: int = 120):
     name = _kernelspec(workdir / "jupyter", env)
     km = AsyncKernelManager(kernel_name=name, kernel_spec_manager=KernelSpecManager(
         kernel_dirs=[str(workdir / "jupyter" / "kernels")]))
-    client = nbclient.NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(workdir)}})
+    client = nbclient.NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(path.parent)}})
     try:
         client.execute()  # raises CellExecutionError, naming the cell and its traceback, if a cell fails
     finally:
@@ -126,7 +127,10 @@ def test_lesson_1_runs_as_a_notebook(tmp_path):
     found = sorted((ROOT / "tutorials").glob("01_*.py"))
     assert len(found) == 1, f"expected one lesson 1, found {[p.name for p in found]}"
     path = found[0]
+    before = sorted(path.parent.rglob("*"))
     nb = execute_as_notebook(path, tmp_path)
+    written = sorted(set(path.parent.rglob("*")) - set(before))
+    assert not written, f"the lesson wrote into tutorials/ instead of MINIGAN_TUTORIAL_OUT: {written}"
 
     code = [cell for cell in nb.cells if cell.cell_type == "code" and cell.source.strip()]
     assert code and all(cell.execution_count for cell in code), "a code cell did not run"
