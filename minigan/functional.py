@@ -26,6 +26,8 @@ def dense_forward(x, W, b=None):
     """Affine map ``y = x @ W + b``.
 
     Shapes: x ``(N, in)``, W ``(in, out)``, b ``(out,)`` or None; y ``(N, out)``. cache = ``(x, W)``.
+
+    Derivation: docs/derivations.md#dense
     """
     y = x @ W  # (N, out)
     if b is not None:
@@ -39,6 +41,8 @@ def dense_backward(dy, cache):
     ``dx = dy @ W.T`` ``(N, in)``, ``dW = x.T @ dy`` ``(in, out)``, ``db = sum_n dy[n]`` ``(out,)``.
 
     Each row of the batch adds its outer product ``x[n]^T dy[n]`` to dW, which is why dW is one GEMM over the batch.
+
+    Derivation: docs/derivations.md#dense
     """
     x, W = cache
     dx = dy @ W.T  # (N, in)
@@ -55,6 +59,8 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
 
     Shapes: x ``(N, F)`` with N >= 2, gamma and beta ``(F,)``; y ``(N, F)``. cache = ``(xhat, gamma, inv_std)``;
     ``mu`` and ``var`` are returned too (``(y, cache, mu, var)``) for the running averages ``nn.BatchNorm1d`` keeps.
+
+    Derivation: docs/derivations.md#batch-norm
     """
     mu = x.mean(axis=0)  # (F,)
     centred = x - mu  # (N, F)
@@ -71,6 +77,8 @@ def batchnorm_backward(dy, cache):
     ``dbeta = sum_n dy``, ``dgamma = sum_n dy * xhat``, and, because mu and var depend on every row,
     ``dx = gamma * inv_std / N * (N * dy - dbeta - xhat * dgamma)`` -- each row's gradient loses the batch mean of
     ``dy`` and the part of ``dy`` along ``xhat``.
+
+    Derivation: docs/derivations.md#batch-norm
     """
     xhat, gamma, inv_std = cache
     n = dy.shape[0]
@@ -88,13 +96,18 @@ def relu_forward(x, out=None):
 
     Like every activation here, ``out`` names the array to write y into; ``out=x`` overwrites x, the in-place form
     ``Sequential`` uses on a pre-activation that nobody else holds (it saves a buffer per layer).
+
+    Derivation: docs/derivations.md#activations
     """
     y = xp_of(x).maximum(x, 0, out=out)  # same shape and dtype as x
     return y, y
 
 
 def relu_backward(dy, cache):
-    """``dx = dy * [y > 0]``. At exactly 0 the subgradient 0 is used (the convention of every framework)."""
+    """``dx = dy * [y > 0]``. At exactly 0 the subgradient 0 is used (the convention of every framework).
+
+    Derivation: docs/derivations.md#activations
+    """
     y = cache
     return dy * (y > 0)
 
@@ -104,6 +117,8 @@ def leaky_relu_forward(x, slope=0.2, out=None):
 
     For ``0 <= slope < 1`` this equals ``max(x, slope * x)``, which needs one temporary instead of a mask.
     ``out``: where to write y (``out=x``: in place), as for ``relu_forward``.
+
+    Derivation: docs/derivations.md#activations
     """
     xp = xp_of(x)
     if 0 <= slope < 1:
@@ -123,6 +138,8 @@ def leaky_relu_backward(dy, cache):
     Written as ``dx = dy * (slope + (1 - slope) [y > 0])``: the factor is exactly 1 or ``slope``, and arithmetic on
     a 0/1 mask runs ~15x faster on the CPU than ``where(y > 0, dy, slope * dy)``, whose per-element branch on a
     random mask is mispredicted half the time.
+
+    Derivation: docs/derivations.md#activations
     """
     y, slope = cache
     factor = (y > 0).astype(dy.dtype)  # (N, F): 1 where x > 0, else 0
@@ -138,6 +155,8 @@ def sigmoid_forward(x, out=None):
     With ``e = exp(-|x|)`` (always in (0, 1], so it cannot overflow): ``y = 1 / (1 + e)`` for ``x >= 0`` and
     ``y = e / (1 + e)`` for ``x < 0``. The naive form overflows ``exp(-x)`` for x below about -89 in float32.
     cache = y. ``out``: where to write y (``out=x``: in place), as for ``relu_forward``.
+
+    Derivation: docs/derivations.md#activations
     """
     xp = xp_of(x)
     positive = x >= 0  # (N, F) mask, taken before an in-place write can change x
@@ -151,7 +170,10 @@ def sigmoid_forward(x, out=None):
 
 
 def sigmoid_backward(dy, cache):
-    """``dx = dy * y * (1 - y)``, since ``sigmoid'(x) = sigmoid(x) (1 - sigmoid(x))``."""
+    """``dx = dy * y * (1 - y)``, since ``sigmoid'(x) = sigmoid(x) (1 - sigmoid(x))``.
+
+    Derivation: docs/derivations.md#activations
+    """
     y = cache
     dx = 1 - y  # (N, F), then reused in place
     dx *= y
@@ -160,13 +182,19 @@ def sigmoid_backward(dy, cache):
 
 
 def tanh_forward(x, out=None):
-    """``y = tanh(x)``. cache = y. ``out``: where to write y (``out=x``: in place), as for ``relu_forward``."""
+    """``y = tanh(x)``. cache = y. ``out``: where to write y (``out=x``: in place), as for ``relu_forward``.
+
+    Derivation: docs/derivations.md#activations
+    """
     y = xp_of(x).tanh(x, out=out)
     return y, y
 
 
 def tanh_backward(dy, cache):
-    """``dx = dy * (1 - y^2)``, since ``tanh'(x) = 1 - tanh(x)^2``."""
+    """``dx = dy * (1 - y^2)``, since ``tanh'(x) = 1 - tanh(x)^2``.
+
+    Derivation: docs/derivations.md#activations
+    """
     y = cache
     dx = y * y  # (N, F), then reused in place
     xp_of(dy).subtract(1, dx, out=dx)
@@ -190,7 +218,10 @@ def _check_target(name, pred, target):
 
 
 def softplus(x):
-    """``log(1 + exp(x))`` without overflow: ``max(x, 0) + log1p(exp(-|x|))``."""
+    """``log(1 + exp(x))`` without overflow: ``max(x, 0) + log1p(exp(-|x|))``.
+
+    Derivation: docs/derivations.md#bce-from-logits
+    """
     xp = xp_of(x)
     return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
 
@@ -201,6 +232,8 @@ def bce_with_logits_forward(z, y):
     Using ``-log s(z) = softplus(-z)`` and ``-log(1 - s(z)) = softplus(z)``, each term is
     ``softplus(z) - y z = max(z, 0) - y z + log1p(exp(-|z|))``: finite, and warning-free, for any logit.
     Shapes: z and y ``(N, ...)``, equal; L is 0-d. cache = ``(z, y)``.
+
+    Derivation: docs/derivations.md#bce-from-logits
     """
     y = _check_target("bce_with_logits", z, y)
     loss = (softplus(z) - y * z).mean()
@@ -208,7 +241,10 @@ def bce_with_logits_forward(z, y):
 
 
 def bce_with_logits_backward(dloss, cache):
-    """``dL/dz = dloss * (s(z) - y) / n`` with n the number of elements: the famous "prediction minus target"."""
+    """``dL/dz = dloss * (s(z) - y) / n`` with n the number of elements: the famous "prediction minus target".
+
+    Derivation: docs/derivations.md#bce-from-logits
+    """
     z, y = cache
     p, _ = sigmoid_forward(z)
     return (p - y) * (dloss / z.size)
@@ -220,6 +256,8 @@ def bce_forward(p, y):
     Kept for teaching: this is the UNSTABLE form. A sigmoid that saturates to exactly 0 or 1 (float32 does so for
     |logit| > ~17) makes ``log`` return -inf and the gradient divide by zero. Use ``bce_with_logits`` in real code.
     cache = ``(p, y)``.
+
+    Derivation: docs/derivations.md#bce-on-probabilities
     """
     xp = xp_of(p)
     y = _check_target("bce", p, y)
@@ -228,20 +266,29 @@ def bce_forward(p, y):
 
 
 def bce_backward(dloss, cache):
-    """``dL/dp = dloss * (p - y) / (p (1 - p)) / n``; infinite where p reaches 0 or 1 (see ``bce_forward``)."""
+    """``dL/dp = dloss * (p - y) / (p (1 - p)) / n``; infinite where p reaches 0 or 1 (see ``bce_forward``).
+
+    Derivation: docs/derivations.md#bce-on-probabilities
+    """
     p, y = cache
     return (p - y) / (p * (1 - p)) * (dloss / p.size)
 
 
 def mse_forward(pred, target):
-    """Mean squared error ``L = mean((pred - target)^2)`` over all elements. cache = ``pred - target``."""
+    """Mean squared error ``L = mean((pred - target)^2)`` over all elements. cache = ``pred - target``.
+
+    Derivation: docs/derivations.md#mse
+    """
     target = _check_target("mse", pred, target)
     diff = pred - target  # same shape as pred
     return xp_of(pred).asarray((diff * diff).mean(), dtype=pred.dtype), diff
 
 
 def mse_backward(dloss, cache):
-    """``dL/dpred = dloss * 2 (pred - target) / n``."""
+    """``dL/dpred = dloss * 2 (pred - target) / n``.
+
+    Derivation: docs/derivations.md#mse
+    """
     diff = cache
     return diff * (2 * dloss / diff.size)
 
@@ -251,6 +298,8 @@ def softmax_cross_entropy_forward(logits, labels):
 
     ``logsumexp`` is computed as ``m + log(sum(exp(z - m)))`` with ``m = max(z)``, so no exp can overflow.
     Shapes: logits ``(N, C)``, labels ``(N,)`` integers in ``[0, C)``; L is 0-d. cache = ``(probs, labels)``.
+
+    Derivation: docs/derivations.md#softmax-cross-entropy
     """
     xp = xp_of(logits)
     if logits.ndim != 2:
@@ -270,7 +319,10 @@ def softmax_cross_entropy_forward(logits, labels):
 
 
 def softmax_cross_entropy_backward(dloss, cache):
-    """``dL/dz = dloss * (softmax(z) - onehot(label)) / N``."""
+    """``dL/dz = dloss * (softmax(z) - onehot(label)) / N``.
+
+    Derivation: docs/derivations.md#softmax-cross-entropy
+    """
     probs, labels = cache
     xp = xp_of(probs)
     dz = probs.copy()  # (N, C)

@@ -40,6 +40,8 @@ def discriminator_loss(logits, targets):
 
     The BCE mean over the stacked batch is the *average* of the two halves' means; ``L_D`` is their *sum*, so it
     is twice that mean (and so is its gradient). ``targets`` is 1 (or ``1 - smoothing``) for real, 0 for fake.
+
+    Derivation: docs/derivations.md#gan-losses
     """
     mean_bce, cache = F.bce_with_logits_forward(logits, targets)
     return 2 * mean_bce, F.bce_with_logits_backward(2.0, cache)
@@ -50,6 +52,8 @@ def generator_loss(logits_fake, kind: str = "nonsaturating"):
 
     * nonsaturating: ``-mean(log D(G(z)))`` = BCE with target 1;
     * minimax: ``mean(log(1 - D(G(z))))`` = minus the BCE with target 0.
+
+    Derivation: docs/derivations.md#gan-losses
     """
     xp = xp_of(logits_fake)
     if kind == "nonsaturating":
@@ -67,7 +71,10 @@ def _zero_grad(params) -> None:
 
 
 def pack(x, m: int):
-    """PacGAN packing (Lin et al., 2018): ``(N, d) -> (N/m, m*d)``, m consecutive samples judged as one."""
+    """PacGAN packing (Lin et al., 2018): ``(N, d) -> (N/m, m*d)``, m consecutive samples judged as one.
+
+    Derivation: docs/derivations.md#pacgan
+    """
     return x if m == 1 else x.reshape(x.shape[0] // m, m * x.shape[1])
 
 
@@ -174,6 +181,8 @@ class GAN:
         """Forward/backward of ``L_D``; adds ``dL_D/dtheta_D`` into D's grads. Returns 0-d arrays.
 
         ``real``: ``(N, d)`` data; ``z``: ``(N, noise_dim)``; ``noise``: optional ``(2N, d)`` instance noise.
+
+        Derivation: docs/derivations.md#gan-losses
         """
         fake = self.generate(z=z)  # (N, d): data for D; G is not differentiated here
         xp = xp_of(real, fake)
@@ -188,7 +197,10 @@ class GAN:
         return {"d_loss": loss, "d_real": probs[:n].mean(), "d_fake": probs[n:].mean()}
 
     def generator_gradients(self, z, noise=None):
-        """Forward/backward of ``L_G`` through a frozen D; adds ``dL_G/dtheta_G`` into G's grads."""
+        """Forward/backward of ``L_G`` through a frozen D; adds ``dL_G/dtheta_G`` into G's grads.
+
+        Derivation: docs/derivations.md#generator-gradient-through-d
+        """
         fake = self.G.forward(z)  # (N, d), cache kept for G's backward
         x = pack(fake, self.pack)  # (N/m, m*d)
         if noise is not None:

@@ -42,28 +42,40 @@ class Loss:
 
 
 class BCEWithLogits(Loss):
-    """``L = mean(softplus(z) - y z)`` on logits z; ``dL/dz = (sigmoid(z) - y) / n``. Finite for any logit."""
+    """``L = mean(softplus(z) - y z)`` on logits z; ``dL/dz = (sigmoid(z) - y) / n``. Finite for any logit.
+
+    Derivation: docs/derivations.md#bce-from-logits
+    """
 
     _forward = staticmethod(F.bce_with_logits_forward)
     _backward = staticmethod(F.bce_with_logits_backward)
 
 
 class BCE(Loss):
-    """``L = -mean(y log p + (1 - y) log(1 - p))`` on probabilities p. Unstable at p = 0 or 1: for teaching."""
+    """``L = -mean(y log p + (1 - y) log(1 - p))`` on probabilities p. Unstable at p = 0 or 1: for teaching.
+
+    Derivation: docs/derivations.md#bce-on-probabilities
+    """
 
     _forward = staticmethod(F.bce_forward)
     _backward = staticmethod(F.bce_backward)
 
 
 class MSE(Loss):
-    """``L = mean((pred - target)^2)``; ``dL/dpred = 2 (pred - target) / n``."""
+    """``L = mean((pred - target)^2)``; ``dL/dpred = 2 (pred - target) / n``.
+
+    Derivation: docs/derivations.md#mse
+    """
 
     _forward = staticmethod(F.mse_forward)
     _backward = staticmethod(F.mse_backward)
 
 
 class SoftmaxCrossEntropy(Loss):
-    """``L = mean(logsumexp(z) - z[label])`` for logits (N, C) and integer labels (N,); ``dz = (softmax - onehot) / N``."""
+    """``L = mean(logsumexp(z) - z[label])`` for logits (N, C) and integer labels (N,); ``dz = (softmax - onehot) / N``.
+
+    Derivation: docs/derivations.md#softmax-cross-entropy
+    """
 
     _forward = staticmethod(F.softmax_cross_entropy_forward)
     _backward = staticmethod(F.softmax_cross_entropy_backward)

@@ -282,6 +282,8 @@ class Dense(Module):
 
     ``init`` is ``"glorot"`` (Glorot uniform, default), ``"he"`` (He normal, for ReLU stacks) or ``"normal"``
     (N(0, 0.02^2), the DCGAN recipe); weights are drawn on the host from ``rng`` (a Generator or an int seed).
+
+    Derivation: docs/derivations.md#dense
     """
 
     keeps_output = False  # y = x @ W + b is a new array; the cache holds x and W
@@ -347,6 +349,8 @@ class BatchNorm1d(Module):
     eps) + beta`` and ``dx = dy * gamma / sqrt(running_var + eps)``.
 
     Shapes: x ``(N, F)`` (N >= 2 in training mode), gamma and beta ``(F,)``.
+
+    Derivation: docs/derivations.md#batch-norm
     """
 
     buffer_names = ("running_mean", "running_var")
@@ -421,28 +425,40 @@ class _Elementwise(Module):
 
 
 class ReLU(_Elementwise):
-    """``y = max(x, 0)``; ``dx = dy * [x > 0]``."""
+    """``y = max(x, 0)``; ``dx = dy * [x > 0]``.
+
+    Derivation: docs/derivations.md#activations
+    """
 
     _forward = staticmethod(F.relu_forward)
     _backward = staticmethod(F.relu_backward)
 
 
 class Sigmoid(_Elementwise):
-    """``y = 1 / (1 + exp(-x))`` (overflow-free); ``dx = dy * y (1 - y)``."""
+    """``y = 1 / (1 + exp(-x))`` (overflow-free); ``dx = dy * y (1 - y)``.
+
+    Derivation: docs/derivations.md#activations
+    """
 
     _forward = staticmethod(F.sigmoid_forward)
     _backward = staticmethod(F.sigmoid_backward)
 
 
 class Tanh(_Elementwise):
-    """``y = tanh(x)``; ``dx = dy * (1 - y^2)``."""
+    """``y = tanh(x)``; ``dx = dy * (1 - y^2)``.
+
+    Derivation: docs/derivations.md#activations
+    """
 
     _forward = staticmethod(F.tanh_forward)
     _backward = staticmethod(F.tanh_backward)
 
 
 class LeakyReLU(Module):
-    """``y = x`` for ``x > 0`` else ``slope * x``; ``dx = dy`` for ``x > 0`` else ``slope * dy``."""
+    """``y = x`` for ``x > 0`` else ``slope * x``; ``dx = dy`` for ``x > 0`` else ``slope * dy``.
+
+    Derivation: docs/derivations.md#activations
+    """
 
     def __init__(self, slope: float = 0.2):
         super().__init__()

@@ -79,6 +79,8 @@ class SGD(Optimizer):
     With ``g = grad + weight_decay * w``: plain ``w -= lr * g``; with momentum ``mu``, a buffer
     ``buf = mu * buf + g`` (``buf = g`` at the first step) and ``w -= lr * buf``; with Nesterov,
     ``w -= lr * (g + mu * buf)``.
+
+    Derivation: docs/derivations.md#sgd
     """
 
     hyper_names = ("lr", "momentum", "weight_decay")
@@ -122,6 +124,8 @@ class Adam(Optimizer):
 
     The update runs in place through one scratch array per parameter, so a step allocates nothing: twelve passes
     over memory per parameter array (NumPy cannot fuse them; PyTorch's ``fused=True`` does it in one kernel).
+
+    Derivation: docs/derivations.md#adam
     """
 
     hyper_names = ("lr", "betas", "eps", "weight_decay")
