@@ -343,7 +343,8 @@ def softmax_cross_entropy_backward(dloss, cache):
 
 
 def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
-    """Output height (or width) of a convolution, PyTorch's formula: ``floor((size + 2 padding - kernel) / stride) + 1``.
+    """Output height (or width) of a convolution, PyTorch's formula:
+    ``floor((size + 2 padding - kernel) / stride) + 1``.
 
     Positions the last stride step does not reach are dropped, as in PyTorch (k5 s2 p2 maps 28 to 14). Less than 1
     means the kernel does not fit in the padded input.

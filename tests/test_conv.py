@@ -487,7 +487,8 @@ def test_state_dict_round_trip_and_backends(backend_name, rng):
     np.testing.assert_allclose(to_numpy(twin.eval().forward(to_device(z, backend_name))), g.eval().forward(z),
                                rtol=1e-5, atol=1e-6)
     bad = dict(state, **{"4.W": np.zeros((3, 4, 4, 4), np.float32)})
-    with pytest.raises(ValueError, match=r"'4.W': saved shape \(3, 4, 4, 4\) does not match the model's \(4, 3, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"'4.W': saved shape \(3, 4, 4, 4\) does not match the model's "
+                                         r"\(4, 3, 4, 4\)"):
         twin.load_state_dict(bad)
     moved = copy.deepcopy(g).to(backend_name).to("numpy")
     np.testing.assert_array_equal(moved[2].running_var, g[2].running_var)
