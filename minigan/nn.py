@@ -639,14 +639,14 @@ class Conv2d(Module):
     def backward(self, dy, need_input_grad: bool = True):
         # F.conv2d_backward's products, each skipped when nobody needs it (tested equal)
         cols, W, x_shape, stride, padding = self._pop_cache()
-        dy2 = dy.transpose(1, 0, 2, 3).reshape(self.out_channels, -1)  # (C_out, N*OH*OW)
+        dy2 = F.to_channel_matrix(dy)  # (C_out, OH*OW*N)
         if self.W.requires_grad:
             self.W.accumulate((dy2 @ cols.T).reshape(W.shape))  # (C_out, C_in, kH, kW)
         if self.b is not None and self.b.requires_grad:
             self.b.accumulate(dy2.sum(axis=1))  # (C_out,)
         if not need_input_grad:
             return None
-        dcols = W.reshape(self.out_channels, -1).T @ dy2  # (C_in*kH*kW, N*OH*OW)
+        dcols = W.reshape(self.out_channels, -1).T @ dy2  # (C_in*kH*kW, OH*OW*N)
         return F.col2im(dcols, x_shape, self.kernel_size, stride, padding)  # (N, C_in, H, W)
 
 
@@ -721,14 +721,14 @@ class ConvTranspose2d(Module):
             self.b.accumulate(dy.sum(axis=(0, 2, 3)))  # (C_out,)
         if not (need_input_grad or self.W.requires_grad):
             return None
-        dcols = F.im2col(dy, self.kernel_size, stride, padding)  # (C_out*kH*kW, N*H*W)
+        dcols = F.im2col(dy, self.kernel_size, stride, padding)  # (C_out*kH*kW, H*W*N)
         if self.W.requires_grad:
-            x2 = x.transpose(1, 0, 2, 3).reshape(self.in_channels, -1)  # (C_in, N*H*W)
+            x2 = F.to_channel_matrix(x)  # (C_in, H*W*N)
             self.W.accumulate((x2 @ dcols.T).reshape(W.shape))  # (C_in, C_out, kH, kW)
         if not need_input_grad:
             return None
-        dx = W.reshape(self.in_channels, -1) @ dcols  # (C_in, N*H*W)
-        return dx.reshape(self.in_channels, n, h, w).transpose(1, 0, 2, 3)  # (N, C_in, H, W)
+        dx = W.reshape(self.in_channels, -1) @ dcols  # (C_in, H*W*N)
+        return F.from_channel_matrix(dx, n, h, w)  # (N, C_in, H, W)
 
 
 def _show(pair):

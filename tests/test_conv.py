@@ -73,12 +73,13 @@ def conv_transpose2d_loop(x, W, b, stride, padding, output_padding):
 
 
 def patch_indices(x_shape, kernel, stride, padding):
-    """Index arrays ``(n, c, row, col)`` into the padded input for every entry of im2col's (C, kH, kW, N, OH, OW)."""
+    """Index arrays ``(n, c, row, col)`` into the padded input for every entry of im2col's (C, kH, kW, OH, OW, N):
+    its rows are kernel taps (c, i, j), its columns output positions (oh, ow, n)."""
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    c_, i_, j_, n_, p_, q_ = np.indices((c, kh, kw, n, oh, ow), sparse=True)
-    return (n_, c_, sh * p_ + i_, sw * q_ + j_), (c * kh * kw, n * oh * ow)
+    c_, i_, j_, p_, q_, n_ = np.indices((c, kh, kw, oh, ow, n), sparse=True)
+    return (n_, c_, sh * p_ + i_, sw * q_ + j_), (c * kh * kw, oh * ow * n)
 
 
 def im2col_gather(x, kernel, stride, padding):
@@ -194,11 +195,11 @@ def test_a_col2im_that_assigns_instead_of_adding_is_caught():
     g = DCGAN_DOWN
     x_shape = (g.n, g.c_in, *g.size)
     dcols = np.ones((g.c_in * 16, g.n * 16))
-    wrong = np.zeros((g.c_in, g.n, 10, 10))
+    wrong = np.zeros((g.c_in, 10, 10, g.n))
     for i in range(4):
         for j in range(4):
-            wrong[:, :, i:i + 8:2, j:j + 8:2] = dcols.reshape(g.c_in, 4, 4, g.n, 4, 4)[:, i, j]
-    wrong = wrong[:, :, 1:9, 1:9].transpose(1, 0, 2, 3)
+            wrong[:, i:i + 8:2, j:j + 8:2] = dcols.reshape(g.c_in, 4, 4, 4, 4, g.n)[:, i, j]
+    wrong = wrong[:, 1:9, 1:9].transpose(3, 0, 1, 2)
     right = col2im_add_at(dcols, x_shape, g.kernel, g.stride, g.padding)
     assert right.max() == 4 and not np.allclose(wrong, right)  # an interior pixel sits under 4 windows
     np.testing.assert_array_equal(F.col2im(dcols, x_shape, g.kernel, g.stride, g.padding), right)
