@@ -615,6 +615,9 @@ class Conv2d(Module):
                 f"s={_show(self.stride)}, p={_show(self.padding)}{'' if self.b is not None else ', bias=False'})")
 
     def output_shape(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"{self.label}: expects 4-D (batch, {self.in_channels}, height, width) inputs, "
+                             f"not {tuple(input_shape)}")
         n, _, h, w = input_shape
         return (n, self.out_channels, *self._output_size(h, w, input_shape))
 
@@ -693,6 +696,9 @@ class ConvTranspose2d(Module):
                 f"{'' if self.b is not None else ', bias=False'})")
 
     def output_shape(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"{self.label}: expects 4-D (batch, {self.in_channels}, height, width) inputs, "
+                             f"not {tuple(input_shape)}")
         n, _, h, w = input_shape
         return (n, self.out_channels, *self._output_size(h, w, input_shape))
 

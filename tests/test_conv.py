@@ -526,6 +526,9 @@ def test_input_that_is_not_4d_is_explained(rng):
         tiny_discriminator(rng).forward(np.zeros((8, 784), np.float32))
     with pytest.raises(ValueError, match=r"BatchNorm2d\(3\): expected a 4-D input.*got \(8, 3\)"):
         nn.BatchNorm2d(3).forward(np.zeros((8, 3), np.float32))
+    with pytest.raises(ValueError, match=r"ConvTranspose2d\(3->1.*expects 4-D \(batch, 3, height, width\) inputs, "
+                                         r"not \(8, 3\)"):
+        nn.Sequential(nn.Dense(2, 3), nn.ConvTranspose2d(3, 1, 3)).summary(file=io.StringIO())
 
 
 def test_spatial_size_that_does_not_fit_is_explained(rng):
