@@ -528,7 +528,7 @@ def test_input_that_is_not_4d_is_explained(rng):
         nn.BatchNorm2d(3).forward(np.zeros((8, 3), np.float32))
     with pytest.raises(ValueError, match=r"ConvTranspose2d\(3->1.*expects 4-D \(batch, 3, height, width\) inputs, "
                                          r"not \(8, 3\)"):
-        nn.Sequential(nn.Dense(2, 3), nn.ConvTranspose2d(3, 1, 3)).summary(file=io.StringIO())
+        nn.Sequential(nn.Dense(2, 3), nn.ConvTranspose2d(3, 1, 3)).summary(batch_size=8, file=io.StringIO())
 
 
 def test_spatial_size_that_does_not_fit_is_explained(rng):
