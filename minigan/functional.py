@@ -362,16 +362,19 @@ def conv_transpose_output_size(size: int, kernel_size: int, stride: int = 1, pad
     """Output height (or width) of a transposed convolution, PyTorch's formula:
     ``(size - 1) stride - 2 padding + kernel + output_padding``.
 
-    It is the largest input size that a convolution with the same kernel, stride and padding maps to ``size``;
-    ``output_padding < stride`` picks among the ``stride`` sizes that all map to ``size``.
+    With ``output_padding = 0`` it is the smallest input size that a convolution with the same kernel, stride and
+    padding maps back to ``size``; ``output_padding < stride`` picks among the ``stride`` sizes that all do.
     """
     return (size - 1) * stride - 2 * padding + kernel_size + output_padding
 
 
 def _pair(value, name):
-    """``k`` or ``(kh, kw)`` -> ``(kh, kw)``, as PyTorch accepts both."""
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+    """``k`` or ``(kh, kw)`` -> ``(kh, kw)`` as Python ints, as PyTorch accepts both."""
+    try:  # __index__ accepts Python and NumPy integers, and refuses 2.5
+        pair = (value.__index__(),) * 2 if not hasattr(value, "__len__") else tuple(v.__index__() for v in value)
+    except (AttributeError, TypeError):
+        pair = ()
+    if len(pair) != 2:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     return pair
 
@@ -506,10 +509,11 @@ def conv_transpose2d_forward(x, W, b=None, stride=1, padding=0, output_padding=0
     """Transposed convolution, PyTorch's ``conv_transpose2d``: the backward pass of ``conv2d`` with respect to its
     input, run forward.
 
-    A convolution with weights W maps a (N, C_out, OH, OW) image down to (N, C_in, H, W)... read the other way: with
-    ``W`` ``(C_in, C_out, kH, kW)`` (PyTorch's layout, the same array a ``conv2d(C_out -> C_in)`` would use), every
-    input pixel ``x[n, c, h, w]`` *scatters* ``x[n, c, h, w] * W[c, :, :, :]`` into the output window at
-    ``(stride*h - padding, stride*w - padding)``; overlapping windows add up:
+    ``W`` ``(C_in, C_out, kH, kW)`` is PyTorch's layout, and the very array a ``conv2d`` from C_out down to C_in
+    channels would use: this op maps that convolution's output space back to its input space. Where a convolution
+    gathers a window into one pixel, the transposed one *scatters*: every input pixel ``x[n, c, h, w]`` adds
+    ``x[n, c, h, w] * W[c]`` into the output window whose corner is ``(stride*h - padding, stride*w - padding)``,
+    and overlapping windows add up:
 
     ``y[n, o, stride*h + i - padding, stride*w + j - padding] += sum_c x[n, c, h, w] * W[c, o, i, j]``, plus ``b[o]``.
 

@@ -548,6 +548,9 @@ def test_spatial_size_that_does_not_fit_is_explained(rng):
         F.conv_transpose2d_forward(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 3, 3)), stride=1, output_padding=1)
     with pytest.raises(ValueError, match=r"need kernel_size >= 1, stride >= 1"):
         nn.Conv2d(1, 1, 3, stride=0)
+    with pytest.raises(TypeError, match=r"kernel_size must be an int or a pair of ints, got 2.5"):
+        nn.Conv2d(1, 1, 2.5)
+    assert nn.Conv2d(1, 1, np.int64(3), stride=(np.int32(2), 1)).stride == (2, 1)  # NumPy integers are integers
 
 
 def test_reshape_mismatch_dtype_and_backend_mixes_are_explained(rng):
