@@ -616,8 +616,7 @@ class Conv2d(Module):
 
     def output_shape(self, input_shape):
         if len(input_shape) != 4:
-            raise ValueError(f"{self.label}: expects 4-D (batch, {self.in_channels}, height, width) inputs, "
-                             f"not {tuple(input_shape)}")
+            return None  # unknown: summary() guesses a flat input from the first Dense it finds; forward() explains
         n, _, h, w = input_shape
         return (n, self.out_channels, *self._output_size(h, w, input_shape))
 
@@ -697,8 +696,7 @@ class ConvTranspose2d(Module):
 
     def output_shape(self, input_shape):
         if len(input_shape) != 4:
-            raise ValueError(f"{self.label}: expects 4-D (batch, {self.in_channels}, height, width) inputs, "
-                             f"not {tuple(input_shape)}")
+            return None  # unknown: summary() guesses a flat input from the first Dense it finds; forward() explains
         n, _, h, w = input_shape
         return (n, self.out_channels, *self._output_size(h, w, input_shape))
 
