@@ -385,13 +385,33 @@ def test_batchnorm2d_module_gradients(backend_name, training, rng):
     check_module(bn, to_device(2 + 3 * rng.standard_normal((2, 3, 3, 2)), backend_name))
 
 
-@pytest.mark.parametrize("which", ["generator", "discriminator"])
+@pytest.mark.parametrize("which", ["generator", "discriminator", "D(G(z))"])
 def test_tiny_dcgan_networks_gradients(backend_name, which, rng):
-    """Whole networks, every layer kind chained (views, in-place activations on conv outputs, reshapes)."""
-    net = _randomize(tiny_generator(rng) if which == "generator" else tiny_discriminator(rng), rng)
-    x = rng.standard_normal((3, 3)) if which == "generator" else rng.standard_normal((3, 1, 7, 7))
-    result = check_module(net.to(backend_name), to_device(x, backend_name), max_elements=48)
+    """Whole networks, every layer kind chained (views, in-place activations on conv outputs, reshapes); D(G(z))
+    is the path of the generator's gradient, through the discriminator into G's transposed convolutions."""
+    if which == "D(G(z))":
+        net = nn.Sequential(*tiny_generator(rng), *tiny_discriminator(rng))
+    else:
+        net = tiny_generator(rng) if which == "generator" else tiny_discriminator(rng)
+    x = rng.standard_normal((3, 1, 7, 7)) if which == "discriminator" else rng.standard_normal((3, 3))
+    result = check_module(_randomize(net, rng).to(backend_name), to_device(x, backend_name), max_elements=48)
     assert len(result.tensors) == 1 + len(net.params())
+
+
+def test_gan_train_step_runs_on_image_networks_unchanged(rng):
+    """GAN.train_step stacks real and fake images and backpropagates through D into G: nothing in it assumes flat
+    data (without packing or instance noise)."""
+    from minigan import optim
+    from minigan.gan import GAN
+
+    g, d = tiny_generator(rng), tiny_discriminator(rng)
+    gan = GAN(g, d, optim.Adam(g.params(), lr=1e-3), optim.Adam(d.params(), lr=1e-3), noise_dim=3, rng=1)
+    before = [p.data.copy() for p in g.params() + d.params()]
+    real = np.tanh(rng.standard_normal((8, 1, 7, 7))).astype(np.float32)
+    stats = gan.train_step(real)
+    assert all(np.isfinite(v) for v in stats.values())
+    assert all(not np.array_equal(p.data, b) for p, b in zip(g.params() + d.params(), before))
+    assert gan.generate(4).shape == (4, 1, 7, 7)
 
 
 @pytest.mark.parametrize("kind", ["conv", "transposed"])
