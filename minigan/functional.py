@@ -329,3 +329,323 @@ def softmax_cross_entropy_backward(dloss, cache):
     dz[xp.arange(probs.shape[0]), labels] -= 1
     dz *= dloss / probs.shape[0]
     return dz
+
+
+# ============================================================================================== convolutions
+# Images are NCHW arrays, (batch, channels, height, width), and every formula and argument name follows PyTorch's
+# ``conv2d`` / ``conv_transpose2d`` so the two can be read side by side.
+#
+# Both convolutions are one matrix product between the weights and an "im2col" matrix whose columns are the image
+# patches the kernel sees.
+#
+# Memory order. The GEMM writes a (C, H*W*N) matrix: channels first and the batch LAST, the (C, H, W, N) order of
+# Krizhevsky's cuda-convnet. The user always sees an NCHW array (``out.shape == (N, C, H, W)``), but it is a
+# transposed *view* of that buffer, so no copy is made; and when such an array comes back (as the next layer's
+# input, or as ``dout``), im2col and ``to_channel_matrix`` read it in the order it is stored, again without a
+# transposing copy. The batch goes last because im2col and col2im copy strided slices: with N innermost, each slice
+# is a run of N contiguous numbers (64 at batch 64), not a run of OW (7 to 14) pixels, and NumPy's per-run overhead
+# is paid 5-10x less often (col2im measured ~3x faster than with (C, N, H, W)).
+
+
+def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0) -> int:
+    """Output height (or width) of a convolution, PyTorch's formula:
+    ``floor((size + 2 padding - kernel) / stride) + 1``.
+
+    Positions the last stride step does not reach are dropped, as in PyTorch (k5 s2 p2 maps 28 to 14). Less than 1
+    means the kernel does not fit in the padded input.
+    """
+    return (size + 2 * padding - kernel_size) // stride + 1
+
+
+def conv_transpose_output_size(size: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                               output_padding: int = 0) -> int:
+    """Output height (or width) of a transposed convolution, PyTorch's formula:
+    ``(size - 1) stride - 2 padding + kernel + output_padding``.
+
+    With ``output_padding = 0`` it is the smallest input size that a convolution with the same kernel, stride and
+    padding maps back to ``size``; ``output_padding < stride`` picks among the ``stride`` sizes that all do.
+    """
+    return (size - 1) * stride - 2 * padding + kernel_size + output_padding
+
+
+def _pair(value, name):
+    """``k`` or ``(kh, kw)`` -> ``(kh, kw)`` as Python ints, as PyTorch accepts both."""
+    try:  # __index__ accepts Python and NumPy integers, and refuses 2.5
+        pair = (value.__index__(),) * 2 if not hasattr(value, "__len__") else tuple(v.__index__() for v in value)
+    except (AttributeError, TypeError):
+        pair = ()
+    if len(pair) != 2:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return pair
+
+
+def to_channel_matrix(x):
+    """x ``(N, C, H, W)`` as the ``(C, H*W*N)`` matrix the convolution GEMMs use (column order h, w, n).
+
+    A free view when x is stored in (C, H, W, N) order, as every convolution output here is; a copy otherwise.
+    """
+    return x.transpose(1, 2, 3, 0).reshape(x.shape[1], -1)
+
+
+def from_channel_matrix(m, n, h, w):
+    """The inverse of ``to_channel_matrix``: ``(C, H*W*N)`` -> an ``(N, C, H, W)`` view, no copy."""
+    return m.reshape(m.shape[0], h, w, n).transpose(3, 0, 1, 2)
+
+
+def im2col(x, kernel_size, stride=1, padding=0):
+    """Unfold the image patches a kernel sees into the columns of a matrix.
+
+    x ``(N, C, H, W)`` -> cols ``(C * kH * kW, OH * OW * N)`` with ``OH = conv_output_size(H, kH, stride, padding)``:
+    column ``(oh, ow, n)`` holds the patch under the kernel placed at output position ``(oh, ow)`` of image n, row
+    ``(c, i, j)`` is kernel tap ``(i, j)`` of channel c, so that ``W.reshape(C_out, -1) @ cols`` is the convolution
+    (as a ``(C_out, OH*OW*N)`` matrix, see ``from_channel_matrix``).
+
+    One strided copy per kernel offset ``(i, j)``: the input pixels that tap (i, j) sees at every output position are
+    the slice ``[i : i + stride*OH : stride, j : j + stride*OW : stride]`` of the padded image's rows and columns,
+    of shape (C, OH, OW, N) in the (C, H, W, N) order used here; kH * kW slice copies replace N * OH * OW patch
+    copies.
+
+    Derivation: docs/derivations.md#conv2d
+    """
+    xp = xp_of(x)
+    kh, kw = _pair(kernel_size, "kernel_size")
+    sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    n, c, h, w = x.shape
+    oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"im2col: a {kh}x{kw} kernel does not fit in a {h}x{w} input padded by {padding}")
+    xc = x.transpose(1, 2, 3, 0)  # (C, H, W, N): a view, contiguous when x came out of a minigan conv
+    if ph or pw:
+        xpad = xp.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=x.dtype)  # (C, Hp, Wp, N)
+        xpad[:, ph:ph + h, pw:pw + w] = xc
+    else:
+        xpad = xc
+    cols = xp.empty((c, kh, kw, oh, ow, n), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = xpad[:, i:i + sh * oh:sh, j:j + sw * ow:sw]  # (C, OH, OW, N)
+    return cols.reshape(c * kh * kw, oh * ow * n)
+
+
+def col2im(cols, x_shape, kernel_size, stride=1, padding=0):
+    """The adjoint of ``im2col``: add every column's patch back to where it came from.
+
+    cols ``(C * kH * kW, OH * OW * N)`` -> x ``(N, C, H, W)``, ``x_shape = (N, C, H, W)``. A pixel covered by several
+    patches (overlapping kernels, stride < kernel) receives the sum of their entries, which is exactly what the
+    chain rule asks of im2col's backward pass: ``<im2col(x), cols> == <x, col2im(cols)>`` for all x and cols.
+
+    Fast: one strided slice add per kernel offset (kH * kW adds of (C, OH, OW, N) blocks). Within one offset the
+    slice's positions are distinct, so a plain ``+=`` is exact; no ``np.add.at`` (an unbuffered scatter, tens of
+    times slower) is needed. The result is an NCHW view of a (C, H, W, N) buffer (see the section comment).
+
+    Derivation: docs/derivations.md#conv2d
+    """
+    xp = xp_of(cols)
+    kh, kw = _pair(kernel_size, "kernel_size")
+    sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(padding, "padding")
+    n, c, h, w = x_shape
+    oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    cols = cols.reshape(c, kh, kw, oh, ow, n)
+    xpad = xp.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=cols.dtype)  # (C, Hp, Wp, N)
+    for i in range(kh):
+        for j in range(kw):
+            xpad[:, i:i + sh * oh:sh, j:j + sw * ow:sw] += cols[:, i, j]  # (C, OH, OW, N)
+    return xpad[:, ph:ph + h, pw:pw + w].transpose(3, 0, 1, 2)  # (N, C, H, W) view
+
+
+def conv2d_forward(x, W, b=None, stride=1, padding=0):
+    """2-D convolution (cross-correlation, as in every framework), PyTorch's ``conv2d``:
+
+    ``y[n, o, p, q] = b[o] + sum_{c, i, j} W[o, c, i, j] * xpad[n, c, stride*p + i, stride*q + j]``
+
+    with xpad the input zero-padded by ``padding`` on each side. Shapes: x ``(N, C_in, H, W)``, W
+    ``(C_out, C_in, kH, kW)``, b ``(C_out,)`` or None; y ``(N, C_out, OH, OW)`` with
+    ``OH = floor((H + 2 padding - kH) / stride) + 1`` (``conv_output_size``). ``stride`` and ``padding``: an int or
+    an (h, w) pair.
+
+    As one GEMM: ``y = W.reshape(C_out, C_in*kH*kW) @ im2col(x)``, a ``(C_out, OH*OW*N)`` product.
+    cache = ``(cols, W, x.shape, stride, padding)``.
+
+    Derivation: docs/derivations.md#conv2d
+    """
+    c_out, c_in, kh, kw = W.shape
+    if x.ndim != 4 or x.shape[1] != c_in:
+        raise ValueError(f"conv2d: expected input of shape (N, {c_in}, H, W) for weights of shape "
+                         f"{tuple(W.shape)}, got {tuple(x.shape)}")
+    (sh, sw), (ph, pw) = _pair(stride, "stride"), _pair(padding, "padding")
+    n, _, h, w = x.shape
+    oh, ow = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+    cols = im2col(x, (kh, kw), (sh, sw), (ph, pw))  # (C_in*kH*kW, OH*OW*N)
+    y = W.reshape(c_out, -1) @ cols  # (C_out, OH*OW*N): the one GEMM
+    if b is not None:
+        y += b.reshape(c_out, 1)  # broadcast over every position, in place
+    y = from_channel_matrix(y, n, oh, ow)  # (N, C_out, OH, OW) view
+    return y, (cols, W, tuple(x.shape), (sh, sw), (ph, pw))
+
+
+def conv2d_backward(dy, cache):
+    """Gradients of ``conv2d`` from ``dy`` ``(N, C_out, OH, OW)``; returns ``(dx, dW, db)``.
+
+    With ``dY = dy`` arranged as ``(C_out, OH*OW*N)`` and ``cols = im2col(x)``, the forward pass is the dense
+    layer ``Y = Wm @ cols``, so (as for ``dense_backward``): ``dW = dY @ cols.T`` ``(C_out, C_in*kH*kW)``,
+    ``dcols = Wm.T @ dY``, ``dx = col2im(dcols)`` ``(N, C_in, H, W)`` (each input pixel sums the gradients of every
+    patch it was copied into), ``db = sum_{n, p, q} dy`` ``(C_out,)``.
+
+    Derivation: docs/derivations.md#conv2d
+    """
+    cols, W, x_shape, stride, padding = cache
+    c_out = W.shape[0]
+    dy2 = to_channel_matrix(dy)  # (C_out, OH*OW*N)
+    db = dy2.sum(axis=1)  # (C_out,)
+    dW = (dy2 @ cols.T).reshape(W.shape)  # (C_out, C_in, kH, kW)
+    dcols = W.reshape(c_out, -1).T @ dy2  # (C_in*kH*kW, OH*OW*N)
+    dx = col2im(dcols, x_shape, W.shape[2:], stride, padding)  # (N, C_in, H, W)
+    return dx, dW, db
+
+
+def conv_transpose2d_forward(x, W, b=None, stride=1, padding=0, output_padding=0):
+    """Transposed convolution, PyTorch's ``conv_transpose2d``: the backward pass of ``conv2d`` with respect to its
+    input, run forward.
+
+    ``W`` ``(C_in, C_out, kH, kW)`` is PyTorch's layout, and the very array a ``conv2d`` from C_out down to C_in
+    channels would use: this op maps that convolution's output space back to its input space. Where a convolution
+    gathers a window into one pixel, the transposed one *scatters*: every input pixel ``x[n, c, h, w]`` adds
+    ``x[n, c, h, w] * W[c]`` into the output window whose corner is ``(stride*h - padding, stride*w - padding)``,
+    and overlapping windows add up:
+
+    ``y[n, o, stride*h + i - padding, stride*w + j - padding] += sum_c x[n, c, h, w] * W[c, o, i, j]``, plus ``b[o]``.
+
+    Shapes: x ``(N, C_in, H, W)``, W ``(C_in, C_out, kH, kW)``, b ``(C_out,)`` or None; y ``(N, C_out, OH, OW)`` with
+    ``OH = (H - 1) stride - 2 padding + kH + output_padding`` (``conv_transpose_output_size``); ``output_padding``
+    (< stride) adds rows and columns at the bottom and right that only the bias reaches.
+
+    As one GEMM and a col2im: ``cols = W.reshape(C_in, C_out*kH*kW).T @ X`` with X the input as ``(C_in, H*W*N)``,
+    then ``y = col2im(cols)``. That is line for line ``conv2d_backward``'s dx. The adjoint identity
+    ``<conv2d(u, W), v> == <u, conv_transpose2d(v, W)>`` (no bias) holds for all u and v.
+    cache = ``(x, W, stride, padding)``.
+
+    Derivation: docs/derivations.md#conv-transpose2d
+    """
+    c_in, c_out, kh, kw = W.shape
+    if x.ndim != 4 or x.shape[1] != c_in:
+        raise ValueError(f"conv_transpose2d: expected input of shape (N, {c_in}, H, W) for weights of shape "
+                         f"{tuple(W.shape)}, got {tuple(x.shape)}")
+    n, _, h, w = x.shape
+    (sh, sw), (ph, pw), (qh, qw) = _pair(stride, "stride"), _pair(padding, "padding"), _pair(output_padding,
+                                                                                              "output_padding")
+    if not (0 <= qh < sh and 0 <= qw < sw):
+        raise ValueError(f"conv_transpose2d: output_padding must be smaller than stride, got output_padding="
+                         f"{output_padding}, stride={stride}")
+    oh = conv_transpose_output_size(h, kh, sh, ph, qh)
+    ow = conv_transpose_output_size(w, kw, sw, pw, qw)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"conv_transpose2d: output size {oh}x{ow} < 1 for a {h}x{w} input, kernel {kh}x{kw}, "
+                         f"stride {stride}, padding {padding}")
+    x2 = to_channel_matrix(x)  # (C_in, H*W*N)
+    cols = W.reshape(c_in, -1).T @ x2  # (C_out*kH*kW, H*W*N): the one GEMM
+    y = col2im(cols, (n, c_out, oh, ow), (kh, kw), (sh, sw), (ph, pw))  # (N, C_out, OH, OW) view
+    if b is not None:
+        y += b.reshape(1, c_out, 1, 1)
+    return y, (x, W, (sh, sw), (ph, pw))
+
+
+def conv_transpose2d_backward(dy, cache):
+    """Gradients of ``conv_transpose2d`` from ``dy`` ``(N, C_out, OH, OW)``; returns ``(dx, dW, db)``.
+
+    The forward pass is ``y = col2im(Wm.T @ X)``; col2im's adjoint is im2col, so with ``dcols = im2col(dy)``
+    ``(C_out*kH*kW, H*W*N)``: ``dX = Wm @ dcols`` (a plain ``conv2d`` of dy with the same W: the backward of a
+    transposed convolution is a convolution), ``dW = X @ dcols.T`` reshaped to ``(C_in, C_out, kH, kW)``,
+    ``db = sum_{n, p, q} dy``.
+
+    Derivation: docs/derivations.md#conv-transpose2d
+    """
+    x, W, stride, padding = cache
+    c_in, c_out, kh, kw = W.shape
+    n, _, h, w = x.shape
+    dcols = im2col(dy, (kh, kw), stride, padding)  # (C_out*kH*kW, H*W*N); rows output_padding added are unread
+    x2 = to_channel_matrix(x)  # (C_in, H*W*N)
+    dx = from_channel_matrix(W.reshape(c_in, -1) @ dcols, n, h, w)  # (N, C_in, H, W) view
+    dW = (x2 @ dcols.T).reshape(W.shape)  # (C_in, C_out, kH, kW)
+    db = dy.sum(axis=(0, 2, 3))  # (C_out,)
+    return dx, dW, db
+
+
+def batchnorm2d_forward(x, gamma, beta, eps=1e-5, running_mean=None, running_var=None):
+    """Batch normalisation of each channel of an image batch over N, H and W (Ioffe & Szegedy, 2015, sec. 3.2):
+    ``nn.BatchNorm2d``'s math. It is batch norm of ``(N*H*W, C)`` rows, one feature per channel.
+
+    Training mode (``running_mean`` and ``running_var`` None): with ``M = N*H*W`` values per channel,
+    ``mu = mean x``, ``var = mean (x - mu)^2`` (biased), ``xhat = (x - mu) / sqrt(var + eps)``,
+    ``y = gamma * xhat + beta``, each statistic per channel. Eval mode (both given): the same with ``mu``, ``var``
+    replaced by the running averages, so y is an affine function of x, element by element.
+
+    Shapes: x ``(N, C, H, W)`` (``N*H*W >= 2`` in training mode), gamma, beta, running stats ``(C,)``; y like x.
+    Returns ``(y, cache)``; cache = ``(xhat, gamma, inv_std, mu, var, training)``: ``mu`` and ``var`` are the
+    batch statistics (training mode; ``nn.BatchNorm2d`` reads them for its running averages) or None.
+
+    Derivation: docs/derivations.md#batchnorm2d
+    """
+    c = x.shape[1]
+    training = running_mean is None and running_var is None
+    if training:
+        mu = x.mean(axis=(0, 2, 3))  # (C,)
+        centred = x - mu.reshape(1, c, 1, 1)  # (N, C, H, W)
+        var = (centred * centred).mean(axis=(0, 2, 3))  # (C,) biased
+    else:
+        mu, var = running_mean, running_var
+        centred = x - mu.reshape(1, c, 1, 1)  # (N, C, H, W)
+    inv_std = 1.0 / xp_of(x).sqrt(var + eps)  # (C,)
+    xhat = centred
+    xhat *= inv_std.reshape(1, c, 1, 1)  # (N, C, H, W), in the buffer of `centred`
+    y = xhat * gamma.reshape(1, c, 1, 1)  # (N, C, H, W)
+    y += beta.reshape(1, c, 1, 1)
+    stats = (mu, var) if training else (None, None)
+    return y, (xhat, gamma, inv_std, *stats, training)
+
+
+def batchnorm2d_backward(dy, cache):
+    """Gradients of ``batchnorm2d`` from ``dy`` ``(N, C, H, W)``; returns ``(dx, dgamma, dbeta)``.
+
+    Sums run over every axis but the channel (``M = N*H*W`` values): ``dbeta = sum dy``, ``dgamma = sum dy * xhat``;
+    training mode: ``dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma)`` (batch norm's formula with M rows);
+    eval mode: ``dx = dy * gamma * inv_std``.
+
+    Derivation: docs/derivations.md#batchnorm2d
+    """
+    xhat, gamma, inv_std, _, _, training = cache
+    c = dy.shape[1]
+    m = dy.size // c  # N*H*W values per channel
+    dbeta = dy.sum(axis=(0, 2, 3))  # (C,)
+    dgamma = (dy * xhat).sum(axis=(0, 2, 3))  # (C,)
+    scale = (gamma * inv_std).reshape(1, c, 1, 1)  # (1, C, 1, 1)
+    if not training:
+        return dy * scale, dgamma, dbeta
+    dx = xhat * (-dgamma / m).reshape(1, c, 1, 1)  # (N, C, H, W)
+    dx += dy
+    dx -= (dbeta / m).reshape(1, c, 1, 1)
+    dx *= scale  # gamma * inv_std * (dy - dbeta/M - xhat * dgamma/M)
+    return dx, dgamma, dbeta
+
+
+def reshape_forward(x, shape):
+    """``y = x.reshape(N, *shape)``: keep the batch axis, regroup the rest (e.g. ``(N, 128*7*7)`` ->
+    ``(N, 128, 7, 7)``); ``shape`` may hold one -1. cache = x's shape. A view when x's memory order allows.
+    """
+    return x.reshape(x.shape[0], *shape), tuple(x.shape)
+
+
+def reshape_backward(dy, cache):
+    """``dx = dy.reshape(x.shape)``: a reshape moves no value, so the gradient moves back unchanged."""
+    return dy.reshape(cache)
+
+
+def flatten_forward(x):
+    """``y = x.reshape(N, -1)``: ``(N, C, H, W)`` -> ``(N, C*H*W)``, in C order (PyTorch's ``flatten(1)``)."""
+    return reshape_forward(x, (-1,))
+
+
+def flatten_backward(dy, cache):
+    """``dx = dy.reshape(x.shape)``."""
+    return reshape_backward(dy, cache)

@@ -526,3 +526,330 @@ class Sequential(Module):
         for layer in self.layers:
             input_shape = layer.output_shape(input_shape)
         return input_shape
+
+
+# ====================================================================================================== images
+# Convolutional layers, with PyTorch's argument names, weight layouts and output-size formulas. Images are NCHW:
+# (batch, channels, height, width).
+
+
+def _conv_weights(rng, shape, init, bias, dtype):
+    """Weights of ``shape`` and a bias of ``shape[1]`` or ``shape[0]`` entries (see the callers), drawn from ``rng``.
+
+    ``"pytorch"``: PyTorch's default for ``nn.Conv2d``/``nn.ConvTranspose2d`` (``kaiming_uniform_(a=sqrt(5))``),
+    i.e. ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for the weights and the bias alike, with ``fan_in = shape[1] * kH
+    * kW`` computed from the weight array as PyTorch does (``in_channels * k * k`` for a convolution,
+    ``out_channels * k * k`` for a transposed one). ``"normal"``: ``N(0, 0.02^2)`` weights and a zero bias, the DCGAN
+    recipe (Radford et al., 2016).
+    """
+    rng = as_rng(rng)
+    fan_in = shape[1] * shape[2] * shape[3]
+    if init == "pytorch":
+        bound = 1.0 / np.sqrt(fan_in)
+        W = rng.uniform(-bound, bound, size=shape).astype(dtype)
+        b = rng.uniform(-bound, bound, size=bias).astype(dtype) if bias else None
+    elif init == "normal":
+        W = (rng.standard_normal(shape) * 0.02).astype(dtype)
+        b = np.zeros(bias, dtype=dtype) if bias else None
+    else:
+        raise ValueError(f"unknown init {init!r} for a convolution: choose 'pytorch' or 'normal'")
+    return W, b
+
+
+def _check_image(module, x, channels):
+    """A 4-D input with ``channels`` channels, of the module's dtype and backend; else an error naming the layer."""
+    shape = tuple(getattr(x, "shape", ()))
+    if len(shape) != 4:
+        raise ValueError(
+            f"{module.label}: expected a 4-D input of shape (batch, {channels}, height, width), got {shape}. "
+            "Images are NCHW; turn a flat batch into images with nn.Reshape((channels, height, width)) first."
+        )
+    if shape[1] != channels:
+        raise ValueError(f"{module.label}: expected input of shape (batch, {channels}, height, width) with "
+                         f"{channels} channel(s), got {shape} with {shape[1]}")
+    params = module.params()
+    if params and x.dtype != params[0].data.dtype:
+        raise TypeError(
+            f"{module.label}: input dtype {x.dtype} differs from the weights' {params[0].data.dtype}; minigan never "
+            f"promotes silently. Convert the input (x.astype('{params[0].data.dtype}')) or the model "
+            f"(model.to(dtype='{x.dtype}'))."
+        )
+    if params:
+        xp_of(x, params[0].data)  # raises a clear TypeError for NumPy/CuPy mixes
+    return shape
+
+
+class Conv2d(Module):
+    """2-D convolution (PyTorch's ``nn.Conv2d``): ``y[n, o] = b[o] + sum_c W[o, c] (*) x[n, c]`` with stride and
+    zero padding, computed as one GEMM on ``im2col(x)`` (``F.conv2d_forward``).
+
+    Shapes: x ``(N, in_channels, H, W)``, W ``(out_channels, in_channels, kH, kW)``, b ``(out_channels,)``, y
+    ``(N, out_channels, OH, OW)`` with ``OH = floor((H + 2 padding - kH) / stride) + 1``. ``kernel_size``, ``stride``
+    and ``padding`` are ints or (h, w) pairs. Backward: ``dW += dY @ cols.T``, ``db += sum dy``,
+    ``dx = col2im(W.T @ dY)`` (``F.conv2d_backward``).
+
+    ``init``: ``"pytorch"`` (default; PyTorch's ``U(+-1/sqrt(in_channels*kH*kW))`` for W and b) or ``"normal"``
+    (``N(0, 0.02^2)``, zero bias: the DCGAN recipe). Weights are drawn on the host from ``rng``.
+
+    Derivation: docs/derivations.md#conv2d
+    """
+
+    keeps_output = False  # y is a new array; the cache holds the patches and W, not y
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
+                 rng=None, init: str = "pytorch", dtype=np.float32):
+        super().__init__()
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = F._pair(kernel_size, "kernel_size")
+        self.stride, self.padding = F._pair(stride, "stride"), F._pair(padding, "padding")
+        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
+            raise ValueError(f"Conv2d: need kernel_size >= 1, stride >= 1, padding >= 0, got kernel_size="
+                             f"{kernel_size}, stride={stride}, padding={padding}")
+        shape = (self.out_channels, self.in_channels, *self.kernel_size)
+        W, b = _conv_weights(rng, shape, init, self.out_channels if bias else 0, dtype)
+        self.W = Param(W, "W")
+        self.b = Param(b, "b") if bias else None
+
+    def __repr__(self) -> str:
+        return (f"Conv2d({self.in_channels}->{self.out_channels}, k={_show(self.kernel_size)}, "
+                f"s={_show(self.stride)}, p={_show(self.padding)}{'' if self.b is not None else ', bias=False'})")
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 4:
+            return None  # unknown: summary() guesses a flat input from the first Dense it finds; forward() explains
+        n, _, h, w = input_shape
+        return (n, self.out_channels, *self._output_size(h, w, input_shape))
+
+    def _output_size(self, h, w, shape):
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        oh, ow = F.conv_output_size(h, kh, sh, ph), F.conv_output_size(w, kw, sw, pw)
+        if oh < 1 or ow < 1:
+            raise ValueError(
+                f"{self.label}: input of shape {tuple(shape)} is too small: a {kh}x{kw} kernel does not fit in "
+                f"{h}x{w} padded by {self.padding} (need height >= {kh - 2 * ph} and width >= {kw - 2 * pw})"
+            )
+        return oh, ow
+
+    def forward(self, x):
+        shape = _check_image(self, x, self.in_channels)
+        self._output_size(shape[2], shape[3], shape)
+        y, cache = F.conv2d_forward(x, self.W.data, None if self.b is None else self.b.data, self.stride,
+                                    self.padding)
+        self._save_cache(cache)
+        return y  # (N, out_channels, OH, OW)
+
+    def backward(self, dy, need_input_grad: bool = True):
+        # F.conv2d_backward's products, each skipped when nobody needs it (tested equal)
+        cols, W, x_shape, stride, padding = self._pop_cache()
+        dy2 = F.to_channel_matrix(dy)  # (C_out, OH*OW*N)
+        if self.W.requires_grad:
+            self.W.accumulate((dy2 @ cols.T).reshape(W.shape))  # (C_out, C_in, kH, kW)
+        if self.b is not None and self.b.requires_grad:
+            self.b.accumulate(dy2.sum(axis=1))  # (C_out,)
+        if not need_input_grad:
+            return None
+        dcols = W.reshape(self.out_channels, -1).T @ dy2  # (C_in*kH*kW, OH*OW*N)
+        return F.col2im(dcols, x_shape, self.kernel_size, stride, padding)  # (N, C_in, H, W)
+
+
+class ConvTranspose2d(Module):
+    """Transposed convolution (PyTorch's ``nn.ConvTranspose2d``): the input gradient of a ``Conv2d(out_channels ->
+    in_channels)`` with the same kernel, stride and padding, used as a layer that upsamples
+    (``F.conv_transpose2d_forward``).
+
+    Shapes: x ``(N, in_channels, H, W)``, W ``(in_channels, out_channels, kH, kW)`` (PyTorch's layout), b
+    ``(out_channels,)``, y ``(N, out_channels, OH, OW)`` with ``OH = (H - 1) stride - 2 padding + kH +
+    output_padding``; ``output_padding < stride``. Backward: ``dcols = im2col(dy)``, ``dx = W @ dcols`` (a
+    convolution), ``dW += X @ dcols.T``, ``db += sum dy`` (``F.conv_transpose2d_backward``).
+
+    ``init``: ``"pytorch"`` (default; PyTorch's ``U(+-1/sqrt(out_channels*kH*kW))``: its fan-in is read from the
+    weight array's second axis) or ``"normal"`` (``N(0, 0.02^2)``, zero bias: DCGAN).
+
+    Derivation: docs/derivations.md#conv-transpose2d
+    """
+
+    keeps_output = False  # y is a new array; the cache holds x and W
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 bias: bool = True, rng=None, init: str = "pytorch", dtype=np.float32):
+        super().__init__()
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = F._pair(kernel_size, "kernel_size")
+        self.stride, self.padding = F._pair(stride, "stride"), F._pair(padding, "padding")
+        self.output_padding = F._pair(output_padding, "output_padding")
+        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
+            raise ValueError(f"ConvTranspose2d: need kernel_size >= 1, stride >= 1, padding >= 0, got kernel_size="
+                             f"{kernel_size}, stride={stride}, padding={padding}")
+        if not all(0 <= q < s for q, s in zip(self.output_padding, self.stride)):
+            raise ValueError(f"ConvTranspose2d: output_padding must be >= 0 and smaller than stride, got "
+                             f"output_padding={output_padding}, stride={stride}")
+        shape = (self.in_channels, self.out_channels, *self.kernel_size)
+        W, b = _conv_weights(rng, shape, init, self.out_channels if bias else 0, dtype)
+        self.W = Param(W, "W")
+        self.b = Param(b, "b") if bias else None
+
+    def __repr__(self) -> str:
+        extra = f", op={_show(self.output_padding)}" if any(self.output_padding) else ""
+        return (f"ConvTranspose2d({self.in_channels}->{self.out_channels}, k={_show(self.kernel_size)}, "
+                f"s={_show(self.stride)}, p={_show(self.padding)}{extra}"
+                f"{'' if self.b is not None else ', bias=False'})")
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 4:
+            return None  # unknown: summary() guesses a flat input from the first Dense it finds; forward() explains
+        n, _, h, w = input_shape
+        return (n, self.out_channels, *self._output_size(h, w, input_shape))
+
+    def _output_size(self, h, w, shape):
+        (kh, kw), (sh, sw), (ph, pw), (qh, qw) = self.kernel_size, self.stride, self.padding, self.output_padding
+        oh = F.conv_transpose_output_size(h, kh, sh, ph, qh)
+        ow = F.conv_transpose_output_size(w, kw, sw, pw, qw)
+        if oh < 1 or ow < 1:
+            raise ValueError(f"{self.label}: input of shape {tuple(shape)} gives an empty output ({oh}x{ow}): "
+                             f"padding {self.padding} crops more than the kernel adds")
+        return oh, ow
+
+    def forward(self, x):
+        shape = _check_image(self, x, self.in_channels)
+        self._output_size(shape[2], shape[3], shape)
+        y, cache = F.conv_transpose2d_forward(x, self.W.data, None if self.b is None else self.b.data, self.stride,
+                                              self.padding, self.output_padding)
+        self._save_cache(cache)
+        return y  # (N, out_channels, OH, OW)
+
+    def backward(self, dy, need_input_grad: bool = True):
+        # F.conv_transpose2d_backward's products, each skipped when nobody needs it (tested equal)
+        x, W, stride, padding = self._pop_cache()
+        n, _, h, w = x.shape
+        if self.b is not None and self.b.requires_grad:
+            self.b.accumulate(dy.sum(axis=(0, 2, 3)))  # (C_out,)
+        if not (need_input_grad or self.W.requires_grad):
+            return None
+        dcols = F.im2col(dy, self.kernel_size, stride, padding)  # (C_out*kH*kW, H*W*N)
+        if self.W.requires_grad:
+            x2 = F.to_channel_matrix(x)  # (C_in, H*W*N)
+            self.W.accumulate((x2 @ dcols.T).reshape(W.shape))  # (C_in, C_out, kH, kW)
+        if not need_input_grad:
+            return None
+        dx = W.reshape(self.in_channels, -1) @ dcols  # (C_in, H*W*N)
+        return F.from_channel_matrix(dx, n, h, w)  # (N, C_in, H, W)
+
+
+def _show(pair):
+    """``(4, 4)`` -> ``"4"``, ``(3, 5)`` -> ``"(3, 5)"``, for reprs."""
+    return str(pair[0]) if pair[0] == pair[1] else str(tuple(pair))
+
+
+class BatchNorm2d(Module):
+    """Batch normalisation of each channel over the batch and every pixel (PyTorch's ``nn.BatchNorm2d``): the
+    layer DCGAN puts after each hidden (transposed) convolution.
+
+    The math is ``BatchNorm1d``'s with ``M = N*H*W`` rows per channel (``F.batchnorm2d_forward``): training mode
+    normalises with the batch's per-channel statistics and updates the buffers ``running_mean`` and ``running_var``
+    (unbiased, ``var * M / (M - 1)``) as ``r <- (1 - momentum) r + momentum * batch value``; eval mode normalises with
+    the running statistics. Shapes: x ``(N, num_features, H, W)`` (``N*H*W >= 2`` in training mode); gamma, beta
+    and the buffers ``(num_features,)``.
+
+    Derivation: docs/derivations.md#batchnorm2d
+    """
+
+    buffer_names = ("running_mean", "running_var")
+    keeps_output = False  # y is a new array; the cache holds xhat
+
+    def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float32):
+        super().__init__()
+        if not 0 < momentum <= 1 or eps <= 0:
+            raise ValueError(f"BatchNorm2d: need 0 < momentum <= 1 and eps > 0, got momentum={momentum}, eps={eps}")
+        self.num_features, self.momentum, self.eps = int(num_features), float(momentum), float(eps)
+        self.gamma = Param(np.ones(self.num_features, dtype=dtype), "gamma")
+        self.beta = Param(np.zeros(self.num_features, dtype=dtype), "beta")
+        self.running_mean = np.zeros(self.num_features, dtype=dtype)
+        self.running_var = np.ones(self.num_features, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return f"BatchNorm2d({self.num_features})"
+
+    def forward(self, x):
+        shape = _check_image(self, x, self.num_features)
+        if not self.training:
+            y, cache = F.batchnorm2d_forward(x, self.gamma.data, self.beta.data, self.eps, self.running_mean,
+                                             self.running_var)
+            self._save_cache(cache)
+            return y
+        m = shape[0] * shape[2] * shape[3]
+        if m < 2:
+            raise ValueError(f"{self.label}: a training-mode batch needs at least 2 values per channel (N*H*W >= 2) "
+                             f"to have a variance, got input of shape {shape}; use eval mode (module.eval()) or a "
+                             "larger batch")
+        y, cache = F.batchnorm2d_forward(x, self.gamma.data, self.beta.data, self.eps)
+        mu, var, r = cache[3], cache[4], self.momentum
+        self.running_mean = (1 - r) * self.running_mean + r * mu  # (C,)
+        self.running_var = (1 - r) * self.running_var + r * (var * (m / (m - 1)))  # (C,) unbiased
+        self._save_cache(cache)
+        return y  # (N, C, H, W)
+
+    def backward(self, dy, need_input_grad: bool = True):
+        dx, dgamma, dbeta = F.batchnorm2d_backward(dy, self._pop_cache())
+        if self.gamma.requires_grad:
+            self.gamma.accumulate(dgamma)
+        if self.beta.requires_grad:
+            self.beta.accumulate(dbeta)
+        return dx if need_input_grad else None
+
+
+class Reshape(Module):
+    """``y = x.reshape(N, *shape)``: regroup each example's values, keeping the batch axis, e.g. a Dense output
+    ``(N, 128*7*7)`` into feature maps ``Reshape((128, 7, 7))``. ``dx = dy.reshape(x.shape)``.
+
+    ``shape`` excludes the batch axis and may hold one -1 (inferred), as in NumPy.
+    """
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(int(s) for s in shape)
+        if sum(s == -1 for s in self.shape) > 1 or any(s < 1 and s != -1 for s in self.shape):
+            raise ValueError(f"Reshape: shape must hold positive sizes and at most one -1, got {shape}")
+
+    def __repr__(self) -> str:
+        return f"Reshape({self.shape})"
+
+    def output_shape(self, input_shape):
+        size = int(np.prod(input_shape[1:]))
+        known = int(np.prod([s for s in self.shape if s != -1]))
+        if (size % known if -1 in self.shape else size != known):
+            raise ValueError(f"{self.label}: cannot reshape input of shape {tuple(input_shape)} ({size} values per "
+                             f"example) to (batch, {', '.join(map(str, self.shape))})")
+        return (input_shape[0], *(size // known if s == -1 else s for s in self.shape))
+
+    def forward(self, x):
+        shape = tuple(getattr(x, "shape", ()))
+        if len(shape) < 1:
+            raise ValueError(f"{self.label}: expected a batch (batch, ...), got shape {shape}")
+        self.output_shape(shape)
+        y, cache = F.reshape_forward(x, self.shape)
+        self._save_cache(cache)
+        return y
+
+    def backward(self, dy, need_input_grad: bool = True):
+        cache = self._pop_cache()
+        return F.reshape_backward(dy, cache) if need_input_grad else None
+
+
+class Flatten(Module):
+    """``y = x.reshape(N, -1)``: ``(N, C, H, W)`` -> ``(N, C*H*W)``, the step from a convolutional trunk to a Dense
+    head (PyTorch's ``nn.Flatten()``). ``dx = dy.reshape(x.shape)``."""
+
+    def output_shape(self, input_shape):
+        return (input_shape[0], int(np.prod(input_shape[1:])))
+
+    def forward(self, x):
+        shape = tuple(getattr(x, "shape", ()))
+        if len(shape) < 1:
+            raise ValueError(f"{self.label}: expected a batch (batch, ...), got shape {shape}")
+        y, cache = F.flatten_forward(x)
+        self._save_cache(cache)
+        return y
+
+    def backward(self, dy, need_input_grad: bool = True):
+        cache = self._pop_cache()
+        return F.flatten_backward(dy, cache) if need_input_grad else None

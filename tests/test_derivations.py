@@ -19,7 +19,7 @@ from minigan.nn import Param
 ROOT = pathlib.Path(__file__).parents[1]
 DOC = ROOT / "docs" / "derivations.md"
 ANCHORS = ["dense", "activations", "bce-from-logits", "bce-on-probabilities", "mse", "softmax-cross-entropy",
-           "batch-norm", "gan-losses", "generator-gradient-through-d", "pacgan", "sgd", "adam"]
+           "batch-norm", "conv2d", "conv-transpose2d", "batchnorm2d", "gan-losses", "generator-gradient-through-d", "pacgan", "sgd", "adam"]
 
 
 def sigmoid64(z):
@@ -194,6 +194,83 @@ def test_batchnorm_eval_mode_is_a_per_element_affine_map(rng):
     bn.forward(rng.standard_normal((4, 3)))
     dy = rng.standard_normal((4, 3))
     assert np.allclose(bn.backward(dy), dy * bn.gamma.data / np.sqrt(bn.running_var + bn.eps))
+
+
+# ---------------------------------------------------------------------------------------- #conv2d
+def test_conv2d_is_the_page_sum_and_its_weight_gradient_the_input_correlated_with_dy(rng):
+    x, W, b = rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((3, 2, 3, 2)), rng.standard_normal(3)
+    S, P = 2, 1
+    y, cache = F.conv2d_forward(x, W, b, stride=S, padding=P)
+    assert y.shape == (2, 3, (5 + 2 - 3) // 2 + 1, (4 + 2 - 2) // 2 + 1)
+    xt = np.pad(x, ((0, 0), (0, 0), (P, P), (P, P)))
+    n, o, p, q = 1, 2, 1, 0
+    assert y[n, o, p, q] == pytest.approx(b[o] + (W[o] * xt[n, :, S * p:S * p + 3, S * q:S * q + 2]).sum())
+    dy = rng.standard_normal(y.shape)
+    _, dW, db = F.conv2d_backward(dy, cache)
+    c, i, j = 1, 2, 0
+    expected = sum(dy[n, o, p, q] * xt[n, c, S * p + i, S * q + j]
+                   for n in range(2) for p in range(y.shape[2]) for q in range(y.shape[3]))
+    assert dW[o, c, i, j] == pytest.approx(expected)
+    assert np.allclose(db, dy.sum(axis=(0, 2, 3)))
+
+
+def test_col2im_of_ones_counts_the_windows_covering_each_pixel():
+    def coverage(size, k, s):
+        cols = np.ones((k * k, ((size - k) // s + 1) ** 2))
+        return F.col2im(cols, (1, 1, size, size), k, s)[0, 0]
+
+    assert coverage(3, 2, 1).tolist() == [[1, 2, 1], [2, 4, 2], [1, 2, 1]]
+    assert (coverage(4, 2, 2) == 1).all()  # the windows tile the image
+    skipped = coverage(7, 1, 3)  # stride > kernel: pixels no window sees get no gradient
+    assert skipped[::3, ::3].sum() == 9 and skipped.sum() == 9
+
+
+def test_28_k5_s2_p2_gives_14_floor_drops_the_rest():
+    assert F.conv_output_size(28, 5, 2, 2) == 14 and F.conv_output_size(28, 4, 2, 1) == 14
+
+
+# ---------------------------------------------------------------------------------------- #conv-transpose2d
+def test_transposed_conv_is_the_adjoint_of_conv(rng):
+    W = rng.standard_normal((3, 2, 4, 4))  # conv2d(2 -> 3) weights; conv_transpose2d(3 -> 2) reads the same array
+    u = rng.standard_normal((2, 2, 14, 14))
+    conv_u, _ = F.conv2d_forward(u, W, stride=2, padding=1)  # (2, 3, 7, 7)
+    v = rng.standard_normal(conv_u.shape)
+    tv, _ = F.conv_transpose2d_forward(v, W, stride=2, padding=1)  # (2, 2, 14, 14)
+    assert tv.shape == u.shape
+    assert (conv_u * v).sum() == pytest.approx((u * tv).sum(), rel=1e-12)
+
+
+def test_transposed_conv_output_sizes_quoted_on_the_page():
+    assert F.conv_transpose_output_size(7, 4, 2, 1) == 14 and F.conv_transpose_output_size(14, 4, 2, 1) == 28
+    assert F.conv_transpose_output_size(14, 5, 2, 2) == 27 and F.conv_transpose_output_size(14, 5, 2, 2, 1) == 28
+    for size in (14, 15):  # both map back to 7: output_padding chooses
+        assert F.conv_output_size(size, 4, 2, 1) == 7
+
+
+def test_checkerboard_coverage_k3_s2_uneven_and_k4_s2_uniform():
+    ones = np.ones((1, 1, 6, 6))
+    k3, _ = F.conv_transpose2d_forward(ones, np.ones((1, 1, 3, 3)), stride=2)
+    k4, _ = F.conv_transpose2d_forward(ones, np.ones((1, 1, 4, 4)), stride=2)
+    assert k3[0, 0, 2, 2:8].tolist() == [4, 2, 4, 2, 4, 2]  # rows and columns alternate 2, 1: 4, 2, 1 in 2-D
+    assert k3[0, 0, 3, 2:8].tolist() == [2, 1, 2, 1, 2, 1]
+    assert (k4[0, 0, 2:-2, 2:-2] == 4).all()  # every interior pixel under 2 x 2 windows
+
+
+# ---------------------------------------------------------------------------------------- #batchnorm2d
+def test_batchnorm2d_is_batch_norm_with_pixels_as_rows(rng):
+    x, dy = rng.standard_normal((3, 2, 4, 5)), rng.standard_normal((3, 2, 4, 5))
+    gamma, beta = rng.standard_normal(2), rng.standard_normal(2)
+    y, cache = F.batchnorm2d_forward(x, gamma, beta)
+    dx, dgamma, dbeta = F.batchnorm2d_backward(dy, cache)
+    rows = lambda a: a.transpose(0, 2, 3, 1).reshape(-1, 2)  # noqa: E731  (N*H*W, C)
+    M = 3 * 4 * 5
+    mu, v = rows(x).mean(axis=0), rows(x).var(axis=0)
+    s = 1 / np.sqrt(v + 1e-5)
+    xhat = (rows(x) - mu) * s
+    assert np.allclose(rows(y), gamma * xhat + beta)
+    assert np.allclose(dbeta, rows(dy).sum(axis=0)) and np.allclose(dgamma, (rows(dy) * xhat).sum(axis=0))
+    assert np.allclose(rows(dx), gamma * s / M * (M * rows(dy) - dbeta - xhat * dgamma))
+    assert np.allclose(dx.sum(axis=(0, 2, 3)), 0, atol=1e-12)  # shifting a channel changes nothing
 
 
 # ---------------------------------------------------------------------------------------- #gan-losses
