@@ -22,7 +22,7 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TUTORIALS = REPO / "tutorials"
-LESSONS = ["01_dense_layer", "02_activations", "03_stable_bce"]
+LESSONS = ["01_dense_layer", "02_activations", "03_stable_bce", "04_gradient_checking"]
 
 
 def run_lesson(name: str, out: pathlib.Path, *, fast: bool, timeout: float) -> dict:
@@ -190,3 +190,25 @@ def test_lesson3_naive_bce_breaks_and_the_logit_form_does_not(fast_run):
     assert r["stable_finite"] and r["stable_rel_error"] < 1e-6 and r["stable_grad_abs_error"] < 1e-6
     assert r["stable_loss_plus40_fake"] == pytest.approx(40.0) and r["stable_loss_minus40_real"] == pytest.approx(40.0)
     assert r["gradcheck_ok"] and r["gradcheck_abs_error"] < 1e-8
+
+
+# ------------------------------------------------------------------------------------------ lesson 4
+
+
+def test_lesson4_eps_relative_error_sampling_and_a_hypothesis_test(fast_run):
+    r = fast_run("04_gradient_checking")
+    # The sweet spot of central differences: ~u^(1/3); float64 reaches ~1e-10, float32 only ~1e-4.
+    assert 1e-7 <= r["best_eps_float64"] <= 1e-4 and r["best_error_float64"] < 1e-8
+    assert 1e-4 <= r["best_eps_float32"] <= 1e-1 and r["best_error_float32"] < 1e-2
+    assert r["best_error_float32"] > 100 * r["best_error_float64"]
+    assert r["best_error_forward_float64"] > 10 * r["best_error_float64"]  # one-sided differences are worse
+    assert r["error_float32_at_1e6"] > 0.1 and r["error_float64_at_1e6"] < 1e-7  # why checks run in float64
+    # atol's blind spot: a 2x-wrong tiny gradient passes by default, shows a relative error of 0.5, fails at atol=0.
+    assert r["tiny_wrong_passes_default"] and r["tiny_wrong_rel_error"] == pytest.approx(0.5, abs=1e-3)
+    assert r["tiny_wrong_fails_atol0"]
+    assert r["mlp_check_ok"] and r["mlp_kinks"] == 0
+    # A bug in 0.1% of a big tensor: the sample sees it sometimes, the random direction always.
+    assert r["big_dW_sampled"] == 256 and r["big_dW_total"] == 200704 and r["big_check_failed"]
+    assert r["big_direction_rate"] == 1.0 and r["big_sample_rate"] < 1.0
+    # The hypothesis test passes the correct SiLU on every example and catches the wrong one, shrunk to 1 element.
+    assert r["hypothesis_examples"] >= 20 and r["hypothesis_wrong_caught"] and r["hypothesis_shrunk_size"] == 1
