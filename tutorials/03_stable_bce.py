@@ -87,7 +87,7 @@ print("mean naive BCE over this batch:", float(naive_batch))
 #
 # The row z = -40 survives, by luck of where floats are dense: `p = 4.2e-18` is tiny but representable (float32
 # reaches down to 1e-38, and to 1e-45 with denormals), so `log p` is finite. The negative side fails only near
-# z = -104, where the sigmoid underflows to exactly 0. (It is not *accurate*, though: at z = -17, y = 0 it gives
+# z ≈ -103.3, where the sigmoid underflows to exactly 0. (It is not *accurate*, though: at z = -17, y = 0 it gives
 # 5.96e-8 where the true loss is 4.14e-8, because `1 - p` has lost most of p's digits.) The positive side fails
 # from z ≈ 16.6 on. Where exactly?
 
