@@ -79,7 +79,8 @@ def _number(text: str) -> float:
 
 
 def meets(actual, spec: str) -> bool:
-    """Does a recorded value meet a promise written as ``true``, ``nan``, ``inf``, ``< 1e-7``, ``0.97 ± 0.01`` or ``20``?"""
+    """Does a recorded value meet a promise? Promises read ``true``, ``nan``, ``inf``, ``< 1e-7``, ``0.97 ± 0.01``
+    or ``20`` (exact)."""
     spec = spec.strip()
     if spec in ("true", "false"):
         return actual is (spec == "true")
