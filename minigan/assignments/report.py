@@ -37,8 +37,6 @@ def feedback_lines(item) -> list[str]:
     if not item.passed and item.message:
         where = f" [{item.case}]" if item.case else ""
         lines.append(f"{item.function} {item.tensor}{where}: {item.message}")
-        if item.numeric is not None:
-            lines.append(f"    finite differences give {item.numeric:.6g} at that element")
     for key in item.mistakes:
         lines.append("    " + describe(key))
     for key in item.notes:
