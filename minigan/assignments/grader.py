@@ -360,6 +360,8 @@ def run_function(assignment: str, path: str, function: str, seed: int | None) ->
                     res["message"] = "; ".join(call_messages + ([res["message"]] if res["message"] else []))
                 per_tensor[t].append((case.label, res))
         if spec.written:
+            for _, r in per_tensor["answer"]:  # the call itself failed (not implemented, an error)
+                items[("answer", part)].status, items[("answer", part)].message = r["status"], r["message"]
             continue
         for t, results in per_tensor.items():
             it = items[(t, part)]

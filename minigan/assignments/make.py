@@ -91,6 +91,8 @@ def to_notebook(source: str) -> str | None:
     except ImportError:
         return None
     nb = jupytext.reads(source, fmt="py:percent")
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"  # nbformat would draw random ids: fixed ones keep make idempotent
     return jupytext.writes(nb, fmt="ipynb")
 
 
