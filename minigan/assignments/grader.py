@@ -284,6 +284,23 @@ def _compare(spec, case, k, student, expected, path) -> dict:
     return res
 
 
+def _calls_minigan_own(fn, function: str) -> str:
+    """The minigan object a thin wrapper forwards to (``return F.dense_forward(x, W, b)``), or ''."""
+    code, scope = getattr(fn, "__code__", None), getattr(fn, "__globals__", {})
+    if code is None:
+        return ""
+    for name in code.co_names:
+        value = scope.get(name)
+        owner = getattr(value, "__name__", "") if isinstance(value, type(sys)) else getattr(value, "__module__", "")
+        if not (owner == "minigan" or str(owner).startswith("minigan.")):
+            continue
+        if isinstance(value, type(sys)) and function in code.co_names and hasattr(value, function):
+            return f"{owner}.{function}"
+        if getattr(value, "__name__", "") == function:
+            return f"{owner}.{function}"
+    return ""
+
+
 def run_function(assignment: str, path: str, function: str, seed: int | None) -> list[dict]:
     """Every check of one function (in this process); returns its items as dicts. The child's whole job."""
     spec = next(s for s in load_specs(assignment) if s.name == function)
@@ -321,6 +338,10 @@ def run_function(assignment: str, path: str, function: str, seed: int | None) ->
                                  "and re-exported: it is not your implementation, so it earns no points")
     if not callable(fn):
         return fail_all("error", f"{function} in your file is a {type(fn).__name__}, not a function")
+    borrowed = _calls_minigan_own(fn, function)
+    if borrowed:
+        return fail_all("error", f"{function} calls {borrowed}, minigan's own implementation of the same "
+                                 "function: it is not your implementation, so it earns no points")
 
     for part, base in parts:
         per_tensor = {t: [] for t in spec.tensors}  # tensor -> [(case label, result dict)]
