@@ -243,3 +243,19 @@ def test_gradescope_bundle(tmp_path):
         validate_gradescope(json.loads(run_autograder.split("<<'JSON'\n")[1].split("\nJSON")[0]))
         assert 'dependencies = ["numpy>=1.23"]' in z.read("minigan_src/pyproject.toml").decode()
         assert not any(n.endswith(".npz") for n in names)
+        z.extractall(tmp_path / "autograder" / "source")
+    # Run the bundle's own run_autograder on a renamed submission, with /autograder moved under tmp_path and the
+    # bundled source on the path in place of setup.sh's pip install; NumPy is the only third-party import allowed.
+    root = tmp_path / "autograder"
+    (root / "submission").mkdir()
+    (root / "submission" / "homework.py").write_text(reference_path("a1").read_text())
+    script = root / "run_autograder"
+    script.write_text(run_autograder.replace("/autograder", str(root)).replace(
+        "python3 -m minigan", f"{sys.executable} -X importtime -m minigan"))
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(root / "source" / "minigan_src")})
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert not {"matplotlib", "tqdm"} & imported and "minigan.assignments.grader" in imported
+    results = json.loads((root / "results" / "results.json").read_text())
+    validate_gradescope(results)
+    assert results["score"] == sum(t["max_score"] for t in results["tests"]) > 0
