@@ -301,6 +301,29 @@ def _calls_minigan_own(fn, function: str) -> str:
     return ""
 
 
+def _import_submission(path: str):
+    import importlib.util
+
+    module_spec = importlib.util.spec_from_file_location("submission", path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules["submission"] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def probe_import(path: str) -> str:
+    """'' when the file imports cleanly, else why not (run first, in its own child, so that a file that loops or
+    crashes at import costs one timeout, not one per function)."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    try:
+        _import_submission(path)
+    except BaseException as err:  # noqa: BLE001
+        return f"importing your file {_error_message(err, path)[1]}"
+    return ""
+
+
 def run_function(assignment: str, path: str, function: str, seed: int | None) -> list[dict]:
     """Every check of one function (in this process); returns its items as dicts. The child's whole job."""
     spec = next(s for s in load_specs(assignment) if s.name == function)
@@ -314,16 +337,12 @@ def run_function(assignment: str, path: str, function: str, seed: int | None) ->
             it.mistakes = [mistake] if mistake else []
         return [asdict(i) for i in items.values()]
 
-    import importlib.util
     import warnings
 
     warnings.simplefilter("ignore")
     np.seterr(all="ignore")
     try:
-        module_spec = importlib.util.spec_from_file_location("submission", path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules["submission"] = module
-        module_spec.loader.exec_module(module)
+        module = _import_submission(path)
     except BaseException as err:  # noqa: BLE001 - whatever the file does at import is the student's
         status, message = _error_message(err, path)
         return fail_all("error" if status != "not implemented" else status, f"importing your file {message}")
@@ -374,8 +393,7 @@ def run_function(assignment: str, path: str, function: str, seed: int | None) ->
                     keys = [spec.inplace_key(n) for n in mutated]
                     res["message"] = "; ".join([f"changed its argument {', '.join(mutated)} in place"]
                                                + ([res["message"]] if res["message"] else []))
-                    res["ok"], res["mistakes"] = False, keys if res["ok"] is not False or not res["mistakes"] \
-                        else res["mistakes"] + keys
+                    res["ok"], res["mistakes"] = False, sorted(set(res["mistakes"]) | set(keys))
                 if call_messages:
                     res["ok"] = False
                     res["message"] = "; ".join(call_messages + ([res["message"]] if res["message"] else []))
@@ -411,7 +429,7 @@ def _child(assignment, path, function, seed, conn):
     os.dup2(devnull, 2)
     _limit_memory()
     try:
-        conn.send(("ok", run_function(assignment, path, function, seed)))
+        conn.send(("ok", probe_import(path) if function is None else run_function(assignment, path, function, seed)))
     except BaseException:  # noqa: BLE001 - the grader's own failure, reported by the parent
         conn.send(("grader", traceback.format_exc()))
     finally:
@@ -500,11 +518,36 @@ def grade(assignment: str, path, *, seed: int | None = None, hidden: bool = True
     return report
 
 
+def _probe(ctx, path, timeout) -> str:
+    """Import the file once in a child: '' when it imports, else the message that zeroes every function."""
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(None, path, None, None, send), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        if not receive.poll(timeout):
+            proc.kill()
+            return (f"importing your file did not finish within {timeout:g} s: code at the top level of the file "
+                    "(outside any function) runs at import; an infinite loop there?")
+        kind, payload = receive.recv()
+    except (EOFError, OSError):
+        return f"importing your file crashed the process running it (exit code {proc.exitcode})"
+    finally:
+        receive.close()
+        proc.join(5)
+    if kind == "grader":
+        raise RuntimeError(f"the grader failed while importing the submission:\n{payload}")
+    return payload
+
+
 def _run_all(assignment, path, all_specs, seed, timeout, jobs) -> list[Item]:
     from multiprocessing.connection import wait
 
     ctx = _context()
     jobs = jobs or os.cpu_count() or 1
+    problem = _probe(ctx, path, timeout)
+    if problem:
+        return [item for spec in all_specs for item in _failed_items(spec, seed, "error", problem)]
     pending, running, results = list(all_specs), {}, {}
     while pending or running:
         while pending and len(running) < jobs:
