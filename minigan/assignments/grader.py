@@ -163,8 +163,11 @@ def _where(err: BaseException, path: str) -> str:
     return f" (line {f.lineno} of your file: `{(f.line or '').strip()}`)"
 
 
-def _error_message(err: BaseException, path: str) -> tuple[str, str]:
+def _error_message(err: BaseException, path: str, function: str = "") -> tuple[str, str]:
     if isinstance(err, NotImplementedError):
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == path]
+        if function and frames and frames[-1].name != function:  # a helper of the student's, still a stub
+            return "not implemented", f"not implemented (it calls {frames[-1].name}, which is not implemented yet)"
         return "not implemented", "not implemented"
     if isinstance(err, Malformed):
         return "failed", str(err)
@@ -372,7 +375,7 @@ def run_function(assignment: str, path: str, function: str, seed: int | None) ->
             except BaseException as err:  # noqa: BLE001
                 if isinstance(err, KeyboardInterrupt):
                     raise
-                status, message = _error_message(err, path)
+                status, message = _error_message(err, path, function)
                 for t in spec.tensors:
                     per_tensor[t].append((case.label, {"ok": False, "status": status, "message": message,
                                                        "mistakes": [], "notes": []}))

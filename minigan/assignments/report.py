@@ -34,7 +34,7 @@ def _worst(item) -> str:
 def feedback_lines(item) -> list[str]:
     """What a failing (or noted) item says beyond its table row: the message, the named mistake, the lesson."""
     lines = []
-    if not item.passed and item.message:
+    if not item.passed and item.message and item.message != "not implemented":  # the table says that already
         where = f" [{item.case}]" if item.case else ""
         lines.append(f"{item.function} {item.tensor}{where}: {item.message}")
     for key in item.mistakes:
