@@ -259,3 +259,13 @@ def test_gradescope_bundle(tmp_path):
     results = json.loads((root / "results" / "results.json").read_text())
     validate_gradescope(results)
     assert results["score"] == sum(t["max_score"] for t in results["tests"]) > 0
+
+
+def test_a_grading_script_without_a_main_guard_runs_once(tmp_path):
+    """Children never re-import the caller's __main__ (forkserver and spawn would, by default)."""
+    script = tmp_path / "grade_class.py"
+    script.write_text("from minigan.assignments.grader import grade, reference_path\n"
+                      "print('script body ran')\n"
+                      "print(grade('a4', reference_path('a4'), seed=1).percent)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=ENV, timeout=120)
+    assert done.stdout.split() == ["script", "body", "ran", "100.0"], done.stderr

@@ -460,7 +460,8 @@ def _context():
             try:
                 from multiprocessing import forkserver
 
-                forkserver.ensure_running()
+                with _main_hidden():
+                    forkserver.ensure_running()
             finally:
                 for k, v in saved.items():
                     if v is None:
@@ -521,11 +522,35 @@ def grade(assignment: str, path, *, seed: int | None = None, hidden: bool = True
     return report
 
 
+@contextlib.contextmanager
+def _main_hidden():
+    """Start children without them re-importing the caller's ``__main__``: forkserver (like spawn) would run an
+    instructor's grading script again in the server, or fail on ``python - <<EOF``. They need nothing from it (the
+    child's target lives in this module), so ``__main__`` is hidden while a process starts."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        for k in saved:
+            if k == "__spec__":
+                main.__spec__ = None
+            else:
+                del main.__dict__[k]
+        yield
+    finally:
+        if saved:
+            main.__dict__.update(saved)
+
+
+def _start(proc) -> None:
+    with _main_hidden():
+        proc.start()
+
+
 def _probe(ctx, path, timeout) -> str:
     """Import the file once in a child: '' when it imports, else the message that zeroes every function."""
     receive, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(None, path, None, None, send), daemon=True)
-    proc.start()
+    _start(proc)
     send.close()
     try:
         if not receive.poll(timeout):
@@ -557,7 +582,7 @@ def _run_all(assignment, path, all_specs, seed, timeout, jobs) -> list[Item]:
             spec = pending.pop(0)
             receive, send = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_child, args=(assignment, path, spec.name, seed, send), daemon=True)
-            proc.start()
+            _start(proc)
             send.close()
             running[receive] = (spec, proc, time.monotonic() + timeout)
         now = time.monotonic()
