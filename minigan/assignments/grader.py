@@ -351,7 +351,9 @@ def run_function(assignment: str, path: str, function: str, seed: int | None) ->
         return fail_all("error" if status != "not implemented" else status, f"importing your file {message}")
     fn = getattr(module, function, None)
     if fn is None:
-        near = difflib.get_close_matches(function, [n for n in dir(module) if not n.startswith("__")], n=1)
+        graded = {s.name for s in load_specs(assignment)}
+        near = difflib.get_close_matches(function, [n for n in dir(module) if not n.startswith("__")
+                                                    and n not in graded], n=1)
         hint = f" (did you mean to name {near[0]!r} {function!r}?)" if near else ""
         return fail_all("error", f"{function} not found in your file{hint}")
     owner = getattr(fn, "__module__", "") or ""
@@ -399,7 +401,7 @@ def run_function(assignment: str, path: str, function: str, seed: int | None) ->
                     res["ok"], res["mistakes"] = False, sorted(set(res["mistakes"]) | set(keys))
                 if call_messages:
                     res["ok"] = False
-                    res["message"] = "; ".join(call_messages + ([res["message"]] if res["message"] else []))
+                    res["message"] = "; ".join(([res["message"]] if res["message"] else []) + call_messages)
                 per_tensor[t].append((case.label, res))
         if spec.written:
             for _, r in per_tensor["answer"]:  # the call itself failed (not implemented, an error)
