@@ -125,15 +125,15 @@ class Forward(Spec):
         rng = np.random.default_rng(seed)
         out = []
         for label, is_hidden, maker in self.makers:
-            if is_hidden != hidden:
-                continue
-            names, args = maker(rng)
-            out.append(Case(label, hidden, tuple(args), tuple(names), N=int(np.shape(args[0])[0] or 1)))
-            if not hidden and label.startswith("visible") and len([c for c in out if "float32" in c.label]) == 0:
-                args32 = tuple(a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
-                               for a in args)
-                out.append(Case(label.replace("visible", "visible float32"), hidden, args32, tuple(names),
-                                N=out[-1].N))
+            if is_hidden == hidden:
+                names, args = maker(rng)
+                out.append(Case(label, hidden, tuple(args), tuple(names), N=int(np.shape(args[0])[0] or 1)))
+        if out and not hidden:  # the first visible case again in float32: the dtype must be preserved
+            first = out[0]
+            args32 = tuple(a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+                           for a in first.args)
+            out.insert(1, Case(first.label.replace("visible", "visible float32"), False, args32, first.names,
+                               N=first.N))
         return out
 
     def call(self, fn, case):

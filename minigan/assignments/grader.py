@@ -207,7 +207,7 @@ def _explains(key, cand, s, e, bad, rtol, atol) -> bool:
     return bool(np.all(_close(s[bad], cand[bad], 10 * rtol, 10 * atol)))
 
 
-def _compare(spec, case, k, student, expected, path) -> dict:
+def _compare(spec, case, k, student, expected) -> dict:
     """One tensor on one case: {'ok', 'message', 'worst_index', 'yours', 'expected', 'numeric', 'mistakes', 'notes'}."""
     name = spec.tensors[k]
     res = {"ok": False, "message": "", "worst_index": None, "yours": None, "expected": None, "numeric": None,
@@ -245,21 +245,20 @@ def _compare(spec, case, k, student, expected, path) -> dict:
         res["notes"].append(note)
     messages = []
     fd = spec.fd(case, k) if sf.size and np.all(np.isfinite(sf)) else None
-    if fd is not None:
+    fd_check = None
+    if fd is not None:  # the gradient against central differences of the reference forward (minigan.gradcheck)
         from ..gradcheck import _compare_tensor
 
         f, array = fd
         with np.errstate(all="ignore"):
-            t = _compare_tensor(f, array, sf, name, eps=1e-6, atol=1e-5, rtol=1e-3, max_elements=64,
-                                rng=np.random.default_rng(0))
-        if not t.passed:
-            messages.append(f"finite differences disagree: at {list(t.worst_index)} yours {t.analytic:.6g}, "
-                            f"numeric {t.numeric:.6g}")
-            if not bad.any():  # FD sees what the reference comparison did not (should not happen)
-                res.update(worst_index=list(t.worst_index), yours=t.analytic, numeric=t.numeric)
-        fd_numeric = t
-    else:
-        fd_numeric = None
+            fd_check = _compare_tensor(f, array, sf, name, eps=1e-6, atol=1e-5, rtol=1e-3, max_elements=64,
+                                       rng=np.random.default_rng(0))
+        if not fd_check.passed:
+            messages.append(f"finite differences disagree: at {list(fd_check.worst_index)} yours "
+                            f"{fd_check.analytic:.6g}, numeric {fd_check.numeric:.6g}")
+            if not bad.any():  # finite differences see what the comparison with the reference did not
+                res.update(worst_index=list(fd_check.worst_index), yours=fd_check.analytic,
+                           numeric=fd_check.numeric)
     props = spec.properties(case, k, student)
     if bad.any():
         with np.errstate(all="ignore"):
@@ -267,8 +266,8 @@ def _compare(spec, case, k, student, expected, path) -> dict:
         excess = np.where(bad, np.nan_to_num(excess, nan=np.inf, posinf=np.inf), -1.0)
         i = np.unravel_index(int(np.argmax(excess)), sf.shape) if sf.shape else ()
         res.update(worst_index=[int(v) for v in i], yours=float(sf[i]), expected=float(ef[i]))
-        if fd_numeric is not None and tuple(fd_numeric.worst_index) == tuple(i):
-            res["numeric"] = fd_numeric.numeric
+        if fd_check is not None and tuple(fd_check.worst_index) == tuple(i):
+            res["numeric"] = fd_check.numeric
         what = "is NaN or infinite" if not np.isfinite(sf[i]) else "differs"
         where = f" at {[int(v) for v in i]}" if sf.shape else ""
         messages.insert(0, f"{name}{where} {what}: {int(bad.sum())} of {bad.size} element(s) wrong")
@@ -393,7 +392,7 @@ def run_function(assignment: str, path: str, function: str, seed: int | None) ->
             mutated = [name for name, a, b in zip(case.names, case.args, before) if _changed(a, b)]
             call_messages = spec.extra_messages(case, out)
             for k, t in enumerate(spec.tensors):
-                res = _compare(spec, case, k, out[k], expected[k], path)
+                res = _compare(spec, case, k, out[k], expected[k])
                 if mutated:
                     keys = [spec.inplace_key(n) for n in mutated]
                     res["message"] = "; ".join([f"changed its argument {', '.join(mutated)} in place"]

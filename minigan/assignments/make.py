@@ -34,12 +34,12 @@ class MakeError(RuntimeError):
 
 
 def _summaries(source: str) -> dict[str, str]:
-    """function name -> the first line of its docstring, without reST backquotes."""
+    """function name -> the first paragraph of its docstring on one line, without reST backquotes."""
     out = {}
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            doc = (ast.get_docstring(node) or "").strip().splitlines()
-            out[node.name] = doc[0].replace("``", "").rstrip(":") if doc else "implement this function"
+            first = (ast.get_docstring(node) or "").strip().split("\n\n")[0]
+            out[node.name] = " ".join(first.split()).replace("``", "").rstrip(":") or "implement this function"
     return out
 
 
