@@ -61,17 +61,18 @@ def run(args) -> int:
     if cmd == "grade":
         try:
             report = grade(args.assignment, args.file, seed=args.seed, timeout=args.timeout)
+            table = R.text(report)
+            if args.gradescope:
+                R.write_json(R.gradescope(report), args.gradescope)
         except Exception as err:  # noqa: BLE001 - results.json must exist whatever happened
             if args.gradescope:
                 R.write_json(R.failure_results(f"{type(err).__name__}: {err}", traceback.format_exc()),
                              args.gradescope)
                 print(f"wrote {args.gradescope} (autograder failed)", file=sys.stderr)
             raise
-        print(R.text(report))
+        print(table)
         if args.json:
             R.write_json(report.to_dict(), args.json)
-        if args.gradescope:
-            R.write_json(R.gradescope(report), args.gradescope)
         return 0
     if cmd == "gradescope":
         path = M.gradescope_bundle(args.assignment, args.out, timeout=args.timeout)

@@ -304,7 +304,10 @@ def _calls_minigan_own(fn, function: str) -> str:
 
 
 def _import_submission(path: str):
+    """Import the file by path as module ``submission``; its folder goes on sys.path for its own helper modules."""
     import importlib.util
+
+    sys.path.insert(0, str(Path(path).parent))
 
     module_spec = importlib.util.spec_from_file_location("submission", path)
     module = importlib.util.module_from_spec(module_spec)
