@@ -87,7 +87,8 @@ def test_a3_reference_equals_minigan_gan(seed):
              tuple(np.asarray(v) for v in gan.generator_loss(lf, kind)))
 
     # One step of minigan's GAN (SGD, no momentum) on the same one-layer G and D.
-    G, D = nn.Sequential(nn.Dense(k, d, rng=1, dtype=np.float64)), nn.Sequential(nn.Dense(d, 1, rng=2, dtype=np.float64))
+    G = nn.Sequential(nn.Dense(k, d, rng=1, dtype=np.float64))
+    D = nn.Sequential(nn.Dense(d, 1, rng=2, dtype=np.float64))
     for m in (G, D):
         m.layers[0].b.data[...] = rng.standard_normal(m.layers[0].b.data.shape)
     Wg, bg, Wd, bd = (p.data.copy() for p in G.params() + D.params())

@@ -54,6 +54,9 @@ def text(report, visible_only: bool = False) -> str:
     head = [f"minigan assign -- {a.name} ({a.title})", f"file: {report.file}"]
     if report.header:
         head.append(report.header)
+    if report.grader_errors:
+        head.append(f"the grader itself failed on {len(report.grader_errors)} function(s): a bug of minigan's "
+                    "(tracebacks in --json and in a hidden Gradescope test, never shown here)")
     rows = [("function", "tensor", "points", "result", "worst element", "yours", "expected")]
     groups = {}
     for i in items:
@@ -100,6 +103,9 @@ def gradescope(report) -> dict:
         tests.append({"name": name, "score": i.points, "max_score": i.max_points,
                       "status": "passed" if i.passed else "failed", "output": _item_output(i),
                       "visibility": "after_due_date" if i.part == "grade-time" else "visible"})
+    for trace in report.grader_errors:  # minigan's own failure on one function: for the instructor's eyes only
+        tests.append({"name": "autograder traceback", "score": 0.0, "max_score": 0.0, "status": "failed",
+                      "output": trace, "visibility": "hidden"})
     visible = text(report, visible_only=True)
     return {"score": report.points, "execution_time": round(report.seconds, 2),
             "output": visible + "\n\nThe grade-time random cases are shown after the due date.", "tests": tests}
