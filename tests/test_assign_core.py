@@ -270,3 +270,22 @@ def test_a_grading_script_without_a_main_guard_runs_once(tmp_path):
                       "print(grade('a4', reference_path('a4'), seed=1).percent)\n")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=ENV, timeout=120)
     assert done.stdout.split() == ["script", "body", "ran", "100.0"], done.stderr
+
+
+def test_a_notebook_runs_cell_by_cell_like_jupyter(tmp_path):
+    """A failing scratch cell costs only what it defines; the note says which cell failed."""
+    source = reference_path("a4").read_text()
+    head, adam = source.split("def adam_step")
+    cells = [head, "x = undefined_name  # a scratch cell that fails", "def broken(:\n    pass",
+             "def adam_step" + adam.replace("return w - lr", "return w + 0 * undefined_name - lr"),
+             "%timeit sgd_momentum_step(1.0, 1.0, 0.0, 0.1)"]
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+          "cells": [{"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None}
+                    for c in cells] + [{"cell_type": "markdown", "metadata": {}, "source": "notes"}]}
+    path = tmp_path / "my_optimizers.ipynb"
+    path.write_text(json.dumps(nb))
+    report = grade("a4", path, seed=2)
+    lost = {i.function for i in report.items if not i.passed}
+    assert lost == {"adam_step"}, R.text(report)
+    message = next(i.message for i in report.items if i.function == "adam_step" and not i.passed)
+    assert "NameError" in message and "line" in message

@@ -99,18 +99,42 @@ def reference_path(assignment: str) -> Path:
     return Path(__file__).with_name(ASSIGNMENTS[assignment].module + ".py")
 
 
+CELL_MARK = "# %% minigan: notebook cell "
+
+
 def notebook_to_source(path: Path) -> str:
-    """The code cells of a notebook joined into one script (no jupytext needed); IPython magics commented out."""
+    """The code cells of a notebook joined into one script (no jupytext needed), each after a ``CELL_MARK`` line;
+    IPython magics and shell lines commented out. The grader runs the cells one by one, as a notebook would: a
+    scratch cell that fails costs only what it defines."""
     nb = json.loads(path.read_text(encoding="utf-8"))
-    chunks = []
+    chunks, n = [], 0
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "code":
             continue
+        n += 1
         src = cell.get("source", "")
         src = "".join(src) if isinstance(src, list) else src
         lines = [("# " + ln) if ln.lstrip().startswith(("%", "!")) else ln for ln in src.splitlines()]
-        chunks.append("\n".join(lines))
+        chunks.append("\n".join([f"{CELL_MARK}{n}"] + lines))
     return "\n\n".join(chunks) + "\n"
+
+
+def _run_cells(source: str, path: str, scope: dict) -> list[str]:
+    """Execute a notebook's cells in order (line numbers kept), each on its own; the errors, one line each."""
+    errors, offset = [], 0
+    for chunk in source.split("\n" + CELL_MARK):
+        lines = chunk.splitlines()
+        label = lines[0].replace(CELL_MARK.strip(), "").strip() if lines else "?"
+        code = chunk if chunk.startswith(CELL_MARK) else "#" + chunk  # the split ate the mark: keep a comment
+        padded = "\n" * offset + code  # tracebacks and syntax errors report lines of the joined file
+        offset += chunk.count("\n") + 1
+        try:
+            exec(compile(padded, path, "exec"), scope)
+        except SyntaxError as err:
+            errors.append(f"cell {label.split()[-1]} does not parse (SyntaxError: {err.msg}) and was skipped")
+        except Exception as err:  # noqa: BLE001 - a failing scratch cell, as in a notebook
+            errors.append(f"cell {label.split()[-1]} raised {type(err).__name__}: {str(err)[:200]}")
+    return errors
 
 
 def find_submission(assignment: str, path) -> tuple[Path, str]:
@@ -315,7 +339,11 @@ def _import_submission(path: str):
     sys.modules["submission"] = module
     # Compiled from the text itself: no __pycache__ is written beside the student's file, and no stale .pyc (same
     # size, same second) can ever stand in for the file being graded.
-    exec(compile(Path(path).read_text(encoding="utf-8", errors="replace"), path, "exec"), module.__dict__)
+    source = Path(path).read_text(encoding="utf-8", errors="replace")
+    if source.startswith(CELL_MARK):  # a notebook: cell by cell
+        module.__dict__["__cell_errors__"] = _run_cells(source, path, module.__dict__)
+    else:
+        exec(compile(source, path, "exec"), module.__dict__)
     return module
 
 
@@ -360,6 +388,8 @@ def run_function(assignment: str, path: str, function: str, seed: int | None) ->
         near = difflib.get_close_matches(function, [n for n in dir(module) if not n.startswith("__")
                                                     and n not in graded], n=1)
         hint = f" (did you mean to name {near[0]!r} {function!r}?)" if near else ""
+        cells = module.__dict__.get("__cell_errors__") or []
+        hint += f"; note: {'; '.join(cells)}" if cells else ""
         return fail_all("error", f"{function} not found in your file{hint}")
     owner = getattr(fn, "__module__", "") or ""
     if owner == "minigan" or owner.startswith("minigan."):
@@ -524,7 +554,7 @@ def grade(assignment: str, path, *, seed: int | None = None, hidden: bool = True
             target.write_text(source, encoding="utf-8")
         else:
             source, target = file.read_text(encoding="utf-8", errors="replace"), file.resolve()
-        problem = _syntax_error(source, file)
+        problem = "" if file.suffix == ".ipynb" else _syntax_error(source, file)  # notebooks: cell by cell
         if problem:
             report.header = "\n".join(x for x in (note, problem) if x)
             for spec in all_specs:
