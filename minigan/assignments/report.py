@@ -31,17 +31,34 @@ def _worst(item) -> str:
     return f"[{', '.join(map(str, item.worst_index))}]" if item.worst_index else "(scalar)"
 
 
-def feedback_lines(item) -> list[str]:
-    """What a failing (or noted) item says beyond its table row: the message, the named mistake, the lesson."""
+def feedback_lines(item, tensors=None) -> list[str]:
+    """What a failing (or noted) item says beyond its table row: the message, the named mistake, the lesson.
+    ``tensors``: the names of all the tensors that share this exact feedback (printed once for all)."""
     lines = []
+    names = ", ".join(tensors or [item.tensor])
     if not item.passed and item.message and item.message != "not implemented":  # the table says that already
         where = f" [{item.case}]" if item.case else ""
-        lines.append(f"{item.function} {item.tensor}{where}: {item.message}")
+        lines.append(f"{item.function} {names}{where}: {item.message}")
     for key in item.mistakes:
         lines.append("    " + describe(key))
     for key in item.notes:
         if key in CATALOGUE:
-            lines.append(f"    note ({item.function} {item.tensor}): " + describe(key).replace("likely mistake: ", ""))
+            lines.append(f"    note ({item.function} {names}): " + describe(key).replace("likely mistake: ", ""))
+    return lines
+
+
+def _grouped_feedback(items) -> list[str]:
+    """Feedback lines, each distinct message once: a function that failed as a whole (not found, a timeout) says
+    so in one line, not once per tensor and part."""
+    groups = {}
+    for i in items:
+        key = (i.function, i.message if not i.passed else "", i.case if not i.passed else "", tuple(i.mistakes),
+               tuple(i.notes))
+        groups.setdefault(key, []).append(i)
+    lines = []
+    for group in groups.values():
+        tensors = list(dict.fromkeys(i.tensor for i in group))
+        lines += feedback_lines(group[0], tensors)
     return lines
 
 
@@ -74,7 +91,7 @@ def text(report, visible_only: bool = False) -> str:
                      _num(shown.expected) if bad else ""))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     table = ["  ".join(f"{c:<{w}}" for c, w in zip(r, widths)).rstrip() for r in rows]
-    feedback = [line for i in items for line in feedback_lines(i)]
+    feedback = _grouped_feedback(items)
     seed = "" if visible_only or report.seed is None else f"; grade-time cases drawn with --seed {report.seed}"
     total = f"score: {points:g}/{max_points:g} ({pct:.1f}%) in {report.seconds:.1f} s{seed}"
     written = [i for i in items if i.answer]
