@@ -22,6 +22,7 @@ import os
 import secrets
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import zlib
@@ -486,34 +487,40 @@ def _child(assignment, path, function, seed, conn):
 
 
 _CONTEXT = None
+_CONTEXT_LOCK = threading.Lock()
 
 
 def _context():
     """The multiprocessing context: forkserver with NumPy and the checks preloaded (see the module docstring)."""
     global _CONTEXT
-    if _CONTEXT is None:
-        import multiprocessing as mp
-
-        if "forkserver" in mp.get_all_start_methods():
-            _CONTEXT = mp.get_context("forkserver")
-            _CONTEXT.set_forkserver_preload(["numpy", "minigan.assignments.grader"])
-            saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-            for k in saved:
-                os.environ[k] = "1"  # tiny matrices: one BLAS thread per child, no oversubscription
-            try:
-                from multiprocessing import forkserver
-
-                with _main_hidden():
-                    forkserver.ensure_running()
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-        else:
-            _CONTEXT = mp.get_context("spawn")
+    with _CONTEXT_LOCK:
+        if _CONTEXT is None:
+            _CONTEXT = _make_context()
     return _CONTEXT
+
+
+def _make_context():
+    import multiprocessing as mp
+
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    from multiprocessing import forkserver
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["numpy", "minigan.assignments.grader"])
+    saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    for k in saved:
+        os.environ[k] = "1"  # tiny matrices: one BLAS thread per child, no oversubscription
+    try:
+        with _main_hidden():
+            forkserver.ensure_running()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return ctx
 
 
 def _failed_items(spec, seed, status, message) -> list[Item]:
@@ -566,11 +573,15 @@ def grade(assignment: str, path, *, seed: int | None = None, hidden: bool = True
     return report
 
 
+_MAIN_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _main_hidden():
     """Start children without them re-importing the caller's ``__main__``: forkserver (like spawn) would run an
     instructor's grading script again in the server, or fail on ``python - <<EOF``. They need nothing from it (the
     child's target lives in this module), so ``__main__`` is hidden while a process starts."""
+    _MAIN_LOCK.acquire()  # grading from several threads at once: one hides and restores at a time
     main = sys.modules.get("__main__")
     saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
     try:
@@ -583,6 +594,7 @@ def _main_hidden():
     finally:
         if saved:
             main.__dict__.update(saved)
+        _MAIN_LOCK.release()
 
 
 def _start(proc) -> None:
