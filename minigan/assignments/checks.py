@@ -311,7 +311,8 @@ def _a1_specs():
     return [
         Forward("dense", A1, dense), Backward("dense", A1, dense, ["dx", "dW", "db"], [0, 1, 2]),
         Forward("relu", A1, relu, lesson="activations"),
-        Backward("relu", A1, relu, ["dx"], [0], lesson="activations"),
+        Backward("relu", A1, relu, ["dx"], [0], lesson="activations",
+                 extra={"dx": lambda case: {"relu_mask_always_on": case.args[0]}}),
         Forward("leaky_relu", A1, leaky, lesson="activations"),
         Backward("leaky_relu", A1, leaky, ["dx"], [0], lesson="activations"),
         Forward("sigmoid", A1, sigm, lesson="activations"),

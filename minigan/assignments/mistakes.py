@@ -41,6 +41,10 @@ CATALOGUE = {
                      "at x == 0 exactly, ReLU has no derivative; minigan (like every framework) uses the "
                      "subgradient 0 there, you use another value in [slope, 1]. Reported, not marked wrong",
                      "activations"),
+    "relu_mask_always_on": ("ReLU mask that is always on",
+                            "the cache holds the output y = max(x, 0), which is never negative, so a mask y >= 0 "
+                            "lets every gradient through; the units that were off (y == 0) must pass none",
+                            "activations"),
     "dout_in_place": ("the caller's dout edited in place",
                       "your backward pass changed the dout array it was given (e.g. dout *= ...). The caller may "
                       "still need it; compute into a new array", "activations"),
