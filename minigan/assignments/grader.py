@@ -199,8 +199,8 @@ def _error_message(err: BaseException, path: str, function: str = "") -> tuple[s
     if isinstance(err, Malformed):
         return "failed", str(err)
     if isinstance(err, MemoryError):
-        return "error", (f"ran out of memory (a child may allocate {MEMORY_LIMIT >> 20} MiB){_where(err, path)}; "
-                         "an array far too large?")
+        return "error", (f"ran out of memory (each function may allocate {MEMORY_LIMIT >> 20} MiB)"
+                         f"{_where(err, path)}; an array far too large?")
     return "error", f"raised {type(err).__name__}: {str(err)[:300]}{_where(err, path)}"
 
 
@@ -452,8 +452,8 @@ def run_function(assignment: str, path: str, function: str, seed: int | None) ->
         for t, results in per_tensor.items():
             it = items[(t, part)]
             failing = [(label, r) for label, r in results if not r["ok"]]
-            it.notes = sorted({n for _, r in results for n in r.get("notes", [])})
-            if not failing:
+            if not failing:  # a convention note matters only where nothing is wrong; else it is noise
+                it.notes = sorted({n for _, r in results for n in r.get("notes", [])})
                 it.status, it.points, it.message = "passed", it.max_points, ""
                 continue
             label, first = failing[0]
