@@ -135,7 +135,7 @@ def test_make_verifies_reference_100_stub_0_and_is_idempotent(assignment, tmp_pa
     assert "BEGIN SOLUTION" not in student and "NotImplementedError" in student
     assert M.surviving_solution_lines(reference_path(assignment).read_text(), student) == []
     again = M.make(assignment, tmp_path)
-    assert {f: f.read_bytes() for f in again["written"]} == snapshot
+    assert {f: f.read_bytes() for f in again["written"]} == snapshot and again["changed"] == []
     if any(f.suffix == ".ipynb" for f in first["written"]):  # the notebook copy grades like the script
         report = grade(assignment, tmp_path / "instructor" / f"{name}.ipynb", seed=1)
         assert report.points == report.max_points

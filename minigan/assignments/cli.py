@@ -48,7 +48,7 @@ def run(args) -> int:
             print(f"minigan assign make: refused: {err}", file=sys.stderr)
             return 1
         for f in done["written"]:
-            print(f"wrote {f}")
+            print(f"{'wrote' if f in done['changed'] else 'unchanged'} {f}")
         print(f"verified: the reference grades {done['reference'][0]:g}/{done['reference'][1]:g}, the untouched "
               f"stub {done['stub'][0]:g}/{done['stub'][1]:g} (not implemented everywhere). Hand out "
               f"{args.out}/student/; keep {args.out}/instructor/.")

@@ -96,9 +96,11 @@ def to_notebook(source: str) -> str | None:
     return jupytext.writes(nb, fmt="ipynb")
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        path.write_text(text, encoding="utf-8")
+def _write_if_changed(path: Path, text: str) -> bool:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.write_text(text, encoding="utf-8")
+    return True
 
 
 def make(assignment: str, out, *, timeout: float = 10.0) -> dict:
@@ -133,17 +135,19 @@ def make(assignment: str, out, *, timeout: float = 10.0) -> dict:
         raise MakeError(f"the untouched stub does not grade 0% with 'not implemented' everywhere: {implemented[:5]}")
 
     out = Path(out)
-    written = []
+    written, changed = [], []
     for folder, text in (("student", student), ("instructor", reference)):
         d = out / folder
         d.mkdir(parents=True, exist_ok=True)
-        _write_if_changed(d / f"{name}.py", text)
-        written.append(d / f"{name}.py")
+        files = [(d / f"{name}.py", text)]
         nb = to_notebook(text)
         if nb is not None:
-            _write_if_changed(d / f"{name}.ipynb", nb)
-            written.append(d / f"{name}.ipynb")
-    return {"written": written, "reference": (ref_report.points, ref_report.max_points),
+            files.append((d / f"{name}.ipynb", nb))
+        for path, content in files:
+            written.append(path)
+            if _write_if_changed(path, content):
+                changed.append(path)
+    return {"written": written, "changed": changed, "reference": (ref_report.points, ref_report.max_points),
             "stub": (stub_report.points, stub_report.max_points)}
 
 
