@@ -43,7 +43,7 @@ def feedback_lines(item, tensors=None) -> list[str]:
         lines.append("    " + describe(key))
     for key in item.notes:
         if key in CATALOGUE:
-            lines.append(f"    note ({item.function} {names}): " + describe(key).replace("likely mistake: ", ""))
+            lines.append(f"{item.function} {names}: note: " + describe(key).replace("likely mistake: ", ""))
     return lines
 
 
