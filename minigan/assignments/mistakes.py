@@ -26,17 +26,17 @@ CATALOGUE = {
                    "every failing value is the expected one multiplied or divided by the batch size (or the number "
                    "of elements): the 1/N of the mean belongs in exactly one place, the loss's backward", "dense"),
     "transposed": ("transposed",
-                   "your array is the transpose of the expected one (dy.T @ x instead of x.T @ dy): dW must have "
-                   "W's shape (in, out), so write the product whose shape comes out right", "dense"),
+                   "your array is the transpose of the expected one (as dy.T @ x would give): dW must have W's "
+                   "shape (in, out), so order the product so that its shape comes out that way", "dense"),
     "not_summed": ("not summed over the batch",
                    "summing your array over the batch axis gives the expected one: a parameter shared by every "
                    "example collects the gradient of every example, so db is dy summed over axis 0", "dense"),
     "sigmoid_from_input": ("sigmoid's derivative taken from the input instead of the output",
-                           "the cache holds the OUTPUT y = sigmoid(x); its derivative is y (1 - y). You applied "
-                           "the sigmoid to y again, as if the cache held x", "activations"),
+                           "the cache holds the OUTPUT y = sigmoid(x), and the sigmoid's derivative can be written "
+                           "with y alone. You applied the sigmoid to y again, as if the cache held x", "activations"),
     "tanh_from_input": ("tanh's derivative taken from the input instead of the output",
-                        "the cache holds the OUTPUT y = tanh(x); its derivative is 1 - y**2. You applied tanh to y "
-                        "again, as if the cache held x", "activations"),
+                        "the cache holds the OUTPUT y = tanh(x), and tanh's derivative can be written with y "
+                        "alone. You applied tanh to y again, as if the cache held x", "activations"),
     "relu_at_zero": ("ReLU mask at exactly 0 (a convention)",
                      "at x == 0 exactly, ReLU has no derivative; minigan (like every framework) uses the "
                      "subgradient 0 there, you use another value in [slope, 1]. Reported, not marked wrong",
