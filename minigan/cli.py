@@ -1,10 +1,11 @@
-"""``minigan`` on the command line: ``train``, ``sample`` and ``evaluate``.
+"""``minigan`` on the command line: ``train``, ``sample``, ``evaluate`` and ``assign``.
 
     minigan train                                  # the default run: an MLP GAN on the bundled digits
     minigan train --dataset ring8 --out runs/ring  # minigan's best configuration for the 8-Gaussian ring
     minigan train --resume runs/ring --steps 10000 # continue that run, exactly
     minigan sample runs/ring/checkpoint.npz -n 64 --npy samples.npy
     minigan evaluate runs/ring
+    minigan assign make a1 course/a1                # classroom assignments: see docs/teaching.md
 """
 
 from __future__ import annotations
@@ -122,8 +123,11 @@ def main(argv=None) -> int:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--data-dir", default=None)
     e.add_argument("--backend", default=None)
+    from .assignments import cli as assign_cli
+
+    assign_cli.add_parser(sub)
     args = parser.parse_args(argv)
-    handlers = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate}
+    handlers = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate, "assign": assign_cli.run}
     try:
         return handlers[args.command](args)
     except Exception as err:  # user-facing errors: one clear line, no traceback
