@@ -164,7 +164,9 @@ def sigmoid_forward(x, out=None):
     xp.negative(y, out=y)
     xp.exp(y, out=y)  # e = exp(-|x|)
     denominator = y + 1  # 1 + e
-    xp.copyto(y, 1, where=positive)  # numerator: 1 where x >= 0, e elsewhere
+    # numerator: 1 where x >= 0, e elsewhere. The 1 is typed (a NumPy scalar of y's dtype): CuPy releases before 13
+    # ask numpy.can_cast about a Python scalar source, which NumPy 2 refuses.
+    xp.copyto(y, y.dtype.type(1), where=positive)
     y /= denominator
     return y, y
 
