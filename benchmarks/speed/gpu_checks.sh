@@ -30,7 +30,7 @@ else
 fi
 python -c "import pytest, hypothesis, matplotlib" 2>> "$OUT/device.txt" || echo "MISSING test deps: see device.txt"
 
-# 1. the test suite, CuPy cases on the real GPU (check the first line of pytest.txt's header: no stand-in)
+# 1. the test suite, CuPy cases on the real GPU (device.txt's last line says so; the stand-in is for GPU-less runs)
 python -c "import sys; sys.path.insert(0, 'tests'); import conftest; print('cupy cases on', 'the STAND-IN' if conftest.CUPY_IS_STANDIN else 'the real GPU')" >> "$OUT/device.txt" 2>&1
 timeout 300 python -m pytest -q -p no:cacheprovider -ra > "$OUT/pytest.txt" 2>&1
 echo "pytest exit $?: $(tail -n 1 "$OUT/pytest.txt")"
