@@ -138,3 +138,21 @@ def test_cli_train_sample_evaluate_with_backend_cupy(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "digits/metrics.jsonl").read_text().splitlines()]
     assert "mnist_score" in rows[-1]
     _minigan(["sample", "digits", "-n", "8", "--backend", "cupy"], tmp_path)
+
+
+def test_speed_benchmark_runs_on_the_device(tmp_path):
+    """benchmarks/speed/gpu_checks.sh times bench_step.py --backend cupy on a lent GPU: it must not trip over a
+    CPU-only assumption there, where each minute of device time counts."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "speed" / "bench_step.py"
+    spec = importlib.util.spec_from_file_location("bench_step_on_cupy", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    spec.loader.exec_module(bench)
+    out = tmp_path / "speed.json"
+    bench.main(["--quick", "--backend", "cupy", "--arch", "seed", "--batch", "8", "--threads", "1",
+                "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["arch"], r["batch"]) for r in rows] == [("seed", 8)] and rows[0]["ms"]["minigan"] > 0
