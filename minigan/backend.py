@@ -21,8 +21,16 @@ class BackendError(RuntimeError):
     """A requested backend cannot be used here (CuPy missing, or no CUDA device)."""
 
 
+_checked_cupy = None  # the CuPy module whose devices were counted: checked once, not on every to_device
+
+
 def _import_cupy():
-    """Import CuPy and check that a CUDA device answers; raise BackendError saying what to do otherwise."""
+    """Import CuPy and check that a CUDA device answers; raise BackendError saying what to do otherwise.
+
+    The device count is asked once per imported CuPy module and remembered: ``to_device`` runs several times a
+    training step, and counting GPUs is a driver call.
+    """
+    global _checked_cupy
     try:
         import cupy  # the only CuPy import in minigan
     except ImportError as err:
@@ -31,6 +39,8 @@ def _import_cupy():
             "toolkit: pip install 'minigan[gpu]' (CUDA 12, cupy-cuda12x) or pip install 'minigan[gpu-cuda13]' "
             f"(CUDA 13, cupy-cuda13x); or use --backend numpy. ({err})"
         ) from None
+    if cupy is _checked_cupy:
+        return cupy
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as err:  # CUDA driver missing or broken: CuPy raises its own runtime error types
@@ -40,6 +50,7 @@ def _import_cupy():
         ) from None
     if count < 1:
         raise BackendError("CuPy is installed but this machine has no CUDA device; use --backend numpy.")
+    _checked_cupy = cupy
     return cupy
 
 
@@ -104,7 +115,7 @@ def xp_of(*arrays):
 
 def to_device(a, backend: str):
     """Copy (or pass through) array ``a`` to ``"numpy"`` or ``"cupy"``; dtype is kept."""
-    target = resolve(backend)
+    target = backend if backend in ("numpy", "cupy") else resolve(backend)  # the usual names need no resolving
     if target == "numpy":
         return to_numpy(a)
     cupy = _import_cupy()

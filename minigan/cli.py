@@ -35,7 +35,8 @@ def _train_parser(sub):
     p.add_argument("--lr-d", type=float, default=None, help="discriminator Adam learning rate")
     p.add_argument("--beta1", type=float, default=None, help="Adam beta1 (0.5 as in DCGAN by default)")
     p.add_argument("--lr-decay", choices=["none", "linear"], default=None,
-                   help="learning-rate schedule: none, or linear (constant, then to 0 over the second half)")
+                   help="learning-rate schedule: none, or linear (constant, then linearly towards 0 over the "
+                        "second half; the last step runs at 2/steps of the rate)")
     p.add_argument("--loss", choices=["nonsaturating", "minimax"], default=None,
                    help="generator loss: nonsaturating -E[log D(G(z))] (default) or minimax E[log(1-D(G(z)))]")
     p.add_argument("--d-steps", type=int, default=None, help="discriminator steps per generator step")

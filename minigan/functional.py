@@ -17,6 +17,8 @@ NumPy and on CuPy; dtypes are preserved (float32 in, float32 out).
 
 from __future__ import annotations
 
+import math
+
 from .backend import xp_of
 
 # --------------------------------------------------------------------------------------------------- layers
@@ -57,8 +59,9 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     ``mu = mean_n x``, ``var = mean_n (x - mu)^2`` (biased), ``xhat = (x - mu) / sqrt(var + eps)``,
     ``y = gamma * xhat + beta``.
 
-    Shapes: x ``(N, F)`` with N >= 2, gamma and beta ``(F,)``; y ``(N, F)``. cache = ``(xhat, gamma, inv_std)``;
-    ``mu`` and ``var`` are returned too (``(y, cache, mu, var)``) for the running averages ``nn.BatchNorm1d`` keeps.
+    Shapes: x ``(N, F)`` with N >= 2, gamma and beta ``(F,)``; y ``(N, F)``. Returns ``(y, cache)`` like every op;
+    cache = ``(xhat, gamma, inv_std, mu, var)``: the backward pass needs the first three, and ``nn.BatchNorm1d``
+    reads the batch statistics ``mu`` and ``var`` (``cache[3]``, ``cache[4]``) for its running averages.
 
     Derivation: docs/derivations.md#batch-norm
     """
@@ -68,7 +71,7 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     inv_std = 1.0 / xp_of(x).sqrt(var + eps)  # (F,)
     xhat = centred * inv_std  # (N, F)
     y = xhat * gamma + beta  # (N, F)
-    return y, (xhat, gamma, inv_std), mu, var
+    return y, (xhat, gamma, inv_std, mu, var)
 
 
 def batchnorm_backward(dy, cache):
@@ -80,7 +83,7 @@ def batchnorm_backward(dy, cache):
 
     Derivation: docs/derivations.md#batch-norm
     """
-    xhat, gamma, inv_std = cache
+    xhat, gamma, inv_std, _, _ = cache  # mu and var are for the running statistics only
     n = dy.shape[0]
     dbeta = dy.sum(axis=0)  # (F,)
     dgamma = (dy * xhat).sum(axis=0)  # (F,)
@@ -115,11 +118,15 @@ def relu_backward(dy, cache):
 def leaky_relu_forward(x, slope=0.2, out=None):
     """``y = x`` where ``x > 0``, else ``slope * x`` (Maas et al., 2013). cache = ``(y, slope)``.
 
-    For ``0 <= slope < 1`` this equals ``max(x, slope * x)``, which needs one temporary instead of a mask.
+    ``slope`` must be a finite number >= 0 (ValueError otherwise): the backward pass takes its mask from the
+    output, ``y > 0``, which is exactly ``x > 0`` only for a non-negative slope; keeping y instead of x is what lets
+    the forward run in place (``out=x``). (A negative slope would make ``y > 0`` where ``x < 0``: a wrong gradient.)
+    For ``0 <= slope < 1`` the result equals ``max(x, slope * x)``, which needs one temporary instead of a mask.
     ``out``: where to write y (``out=x``: in place), as for ``relu_forward``.
 
     Derivation: docs/derivations.md#activations
     """
+    check_leaky_slope(slope)
     xp = xp_of(x)
     if 0 <= slope < 1:
         scaled = x * slope  # (N, F)
@@ -130,6 +137,18 @@ def leaky_relu_forward(x, slope=0.2, out=None):
             out[...] = y
             y = out
     return y, (y, slope)
+
+
+def check_leaky_slope(slope) -> float:
+    """``slope`` as a float; a ValueError unless it is a finite number >= 0 (see ``leaky_relu_forward``)."""
+    try:
+        value = float(slope)
+    except (TypeError, ValueError):
+        raise TypeError(f"leaky_relu: slope must be a number, got {type(slope).__name__} {slope!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"leaky_relu: slope must be a finite number >= 0, got {slope!r}. The backward pass reads "
+                         "its mask from the output (y > 0), which equals x > 0 only for a non-negative slope.")
+    return value
 
 
 def leaky_relu_backward(dy, cache):
@@ -164,7 +183,9 @@ def sigmoid_forward(x, out=None):
     xp.negative(y, out=y)
     xp.exp(y, out=y)  # e = exp(-|x|)
     denominator = y + 1  # 1 + e
-    xp.copyto(y, 1, where=positive)  # numerator: 1 where x >= 0, e elsewhere
+    # numerator: 1 where x >= 0, e elsewhere. The 1 is typed (a NumPy scalar of y's dtype): CuPy releases before 13
+    # ask numpy.can_cast about a Python scalar source, which NumPy 2 refuses.
+    xp.copyto(y, y.dtype.type(1), where=positive)
     y /= denominator
     return y, y
 
@@ -207,8 +228,17 @@ def tanh_backward(dy, cache):
 # ``dloss`` (a Python float, 1.0 when the loss is the end of the graph) and returns dL/dpred only: targets are data.
 
 
+def _count(name, pred) -> int:
+    """The number of elements a loss averages over; a ValueError for an empty batch (a mean of nothing)."""
+    if pred.size == 0:
+        raise ValueError(f"{name}: empty batch (prediction of shape {tuple(pred.shape)}); a loss is a mean over the "
+                         "batch and needs at least one element. Check the batch size and the data loader.")
+    return pred.size
+
+
 def _check_target(name, pred, target):
-    """Same shape as pred, and the same dtype (a float64 target would silently promote a float32 loss)."""
+    """Same shape as pred, and the same dtype (a float64 target would silently promote a float32 loss); not empty."""
+    _count(name, pred)
     if tuple(target.shape) != tuple(pred.shape):
         raise ValueError(
             f"{name}: target has shape {tuple(target.shape)} but the prediction has shape {tuple(pred.shape)}; "
@@ -246,8 +276,9 @@ def bce_with_logits_backward(dloss, cache):
     Derivation: docs/derivations.md#bce-from-logits
     """
     z, y = cache
+    n = _count("bce_with_logits", z)
     p, _ = sigmoid_forward(z)
-    return (p - y) * (dloss / z.size)
+    return (p - y) * (dloss / n)
 
 
 def bce_forward(p, y):
@@ -271,7 +302,7 @@ def bce_backward(dloss, cache):
     Derivation: docs/derivations.md#bce-on-probabilities
     """
     p, y = cache
-    return (p - y) / (p * (1 - p)) * (dloss / p.size)
+    return (p - y) / (p * (1 - p)) * (dloss / _count("bce", p))
 
 
 def mse_forward(pred, target):
@@ -290,7 +321,7 @@ def mse_backward(dloss, cache):
     Derivation: docs/derivations.md#mse
     """
     diff = cache
-    return diff * (2 * dloss / diff.size)
+    return diff * (2 * dloss / _count("mse", diff))
 
 
 def softmax_cross_entropy_forward(logits, labels):
@@ -304,6 +335,7 @@ def softmax_cross_entropy_forward(logits, labels):
     xp = xp_of(logits)
     if logits.ndim != 2:
         raise ValueError(f"softmax_cross_entropy: logits must be (N, C), got shape {tuple(logits.shape)}")
+    _count("softmax_cross_entropy", logits)
     if labels.shape != (logits.shape[0],) or labels.dtype.kind not in "iu":
         raise ValueError(
             f"softmax_cross_entropy: labels must be integers of shape ({logits.shape[0]},), got "

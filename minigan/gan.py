@@ -230,8 +230,11 @@ class GAN:
         batches = [real_batches] if hasattr(real_batches, "shape") else list(real_batches)
         if len(batches) != self.d_steps:
             raise ValueError(f"train_step needs {self.d_steps} real batch(es) (d_steps), got {len(batches)}")
-        for real in batches:
+        for i, real in enumerate(batches):
             n = real.shape[0]
+            if n == 0:
+                raise ValueError(f"train_step: real_batches[{i}] is empty (shape {tuple(real.shape)}); each real "
+                                 "batch needs at least one row (pack rows with --pack)")
             if n % self.pack:
                 raise ValueError(f"batch size {n} is not a multiple of pack={self.pack}")
             z = self.sample_noise(n)

@@ -16,7 +16,8 @@ Three entry points, each returning a ``GradCheckResult`` (and raising ``GradChec
 
 An element passes when ``|analytic - numeric| <= atol + rtol * |numeric|`` (torch.autograd.gradcheck's test, with
 its defaults atol 1e-5, rtol 1e-3); the result also reports CS231n's relative error
-``|a - n| / max(|a|, |n|)``. Tensors larger than ``max_elements`` are checked on a seeded random subset of elements
+``|a - n| / max(|a|, |n|)``, its denominator floored at atol so that a gradient that is truly 0 (a bias before
+batch norm) reads ~0 instead of a puzzling 1.0 (``relative_error``). Tensors larger than ``max_elements`` are checked on a seeded random subset of elements
 plus one random direction ``d`` (Chainer's idea): ``(f(x + eps d) - f(x - eps d)) / (2 eps)`` against ``<grad, d>``,
 which sees an error anywhere in the tensor for the price of two evaluations.
 
@@ -66,7 +67,7 @@ class TensorCheck:
     checked: int  # elements compared one by one
     kinks: int  # elements skipped as non-differentiable
     max_abs_error: float
-    max_rel_error: float  # CS231n's |a - n| / max(|a|, |n|)
+    max_rel_error: float  # CS231n's |a - n| / max(|a|, |n|, atol): see relative_error
     worst_index: tuple  # the element that exceeds its tolerance most (or is closest to it)
     analytic: float
     numeric: float
@@ -153,30 +154,34 @@ def _compare_tensor(f, array, analytic, name, *, eps, atol, rtol, max_elements, 
         raise BackwardOutputError(f"{name}: analytic gradient has shape {tuple(analytic.shape)}, but the tensor "
                                   f"has shape {tuple(array.shape)}; a gradient has its tensor's shape (summed "
                                   "over the batch? transposed?)")
-    flat = array.reshape(-1)  # a view: writes perturb the tensor itself
-    a_flat = to_numpy(analytic).astype(np.float64).reshape(-1)
-    n = flat.size
+    # Elements are perturbed through their multi-index, array[idx], which writes into the array f() reads whatever
+    # its memory layout: array.reshape(-1) of a transposed or Fortran-ordered array would be a copy, and perturbing
+    # a copy leaves f unchanged (numeric gradient 0: a false failure).
+    shape = tuple(array.shape)
+    a_flat = to_numpy(analytic).astype(np.float64).reshape(-1)  # C order, like np.unravel_index below
+    n = int(np.prod(shape)) if shape else 1
     subset = n > max_elements
     indices = np.sort(rng.choice(n, size=max_elements, replace=False)) if subset else np.arange(n)
 
     f0 = f()
     numeric, kink = np.empty(len(indices)), np.zeros(len(indices), dtype=bool)
     for k, i in enumerate(indices):
-        old = flat[i].copy()
-        flat[i] = old + eps
+        idx = tuple(int(v) for v in np.unravel_index(int(i), shape))
+        old = array[idx].copy()
+        array[idx] = old + eps
         f_plus = f()
-        flat[i] = old - eps
+        array[idx] = old - eps
         f_minus = f()
-        flat[i] = old
+        array[idx] = old
         numeric[k] = (f_plus - f_minus) / (2 * eps)
         one_sided_gap = abs((f_plus - f0) - (f0 - f_minus)) / eps  # |right slope - left slope|
         if one_sided_gap > atol + rtol * abs(numeric[k]):
-            kink[k], numeric[k] = _look_closer(f, flat, i, f0, eps, one_sided_gap, atol, rtol)
+            kink[k], numeric[k] = _look_closer(f, array, idx, f0, eps, one_sided_gap, atol, rtol)
 
     a = a_flat[indices]
     err = np.abs(a - numeric)
     tol = atol + rtol * np.abs(numeric)
-    rel = err / np.maximum(np.maximum(np.abs(a), np.abs(numeric)), 1e-300)
+    rel = relative_error(a, numeric, atol)
     usable = ~kink
     passed = bool(np.all(err[usable] <= tol[usable]))
     excess = np.where(usable, err / tol, -np.inf)
@@ -193,14 +198,25 @@ def _compare_tensor(f, array, analytic, name, *, eps, atol, rtol, max_elements, 
         passed=passed,
     )
     if subset:
-        _check_direction(f, array, flat, a_flat, result, eps=eps, atol=atol, rtol=rtol, rng=rng)
+        _check_direction(f, array, a_flat, result, eps=eps, atol=atol, rtol=rtol, rng=rng)
     return result
 
 
-def _check_direction(f, array, flat, a_flat, result, *, eps, atol, rtol, rng) -> None:
+def relative_error(analytic, numeric, atol=DEFAULTS["atol"]):
+    """CS231n's relative error ``|a - n| / max(|a|, |n|)``, with the denominator floored at ``atol``.
+
+    Without the floor, a gradient that is truly 0 (a bias before batch norm, whose shift the normalisation
+    removes) reads as "relative error 1.0": both values are rounding noise of ~1e-10 and differ by about their own
+    size. Below ``atol`` a gradient counts as zero, so such an element shows a relative error near 0, as it should.
+    """
+    a, n = np.abs(analytic), np.abs(numeric)
+    return np.abs(analytic - numeric) / np.maximum(np.maximum(a, n), atol)
+
+
+def _check_direction(f, array, a_flat, result, *, eps, atol, rtol, rng) -> None:
     """Chainer-style check of the whole tensor along one random unit direction ``d``."""
     xp = xp_of(array)
-    d_host = rng.standard_normal(flat.size)
+    d_host = rng.standard_normal(a_flat.size)
     d_host /= np.linalg.norm(d_host)
     d = xp.asarray(d_host.reshape(array.shape), dtype=array.dtype)
     original = array.copy()
@@ -222,9 +238,9 @@ def _check_direction(f, array, flat, a_flat, result, *, eps, atol, rtol, rng) ->
 
 
 def _as_float64(a):
-    """A float64 copy of a floating array (integers, e.g. labels, pass through untouched)."""
+    """A C-ordered float64 copy of a floating array (integers, e.g. labels, pass through untouched)."""
     if hasattr(a, "dtype") and a.dtype.kind == "f":
-        return a.astype("float64", copy=True)
+        return a.astype("float64", order="C", copy=True)
     return a
 
 
@@ -233,7 +249,7 @@ def _random_like(xp, out, rng):
     return xp.asarray(rng.standard_normal(tuple(out.shape)))
 
 
-def _look_closer(f, flat, i, f0, eps, gap, atol, rtol):
+def _look_closer(f, array, idx, f0, eps, gap, atol, rtol):
     """``(is_kink, numeric)`` for an element whose one-sided slopes differ by ``gap`` at step ``eps``.
 
     Either a kink (the slopes jump: the gap stays as the step shrinks) or strong curvature (the gap is
@@ -242,15 +258,15 @@ def _look_closer(f, flat, i, f0, eps, gap, atol, rtol):
     step), and that step's central difference is the numeric derivative. If they never agree, the element is smooth
     only when the gap shrank tenfold at each step.
     """
-    old = flat[i].copy()
+    old = array[idx].copy()
     gaps, step = [gap], eps
     for _ in range(2):
         step /= 10
-        flat[i] = old + step
+        array[idx] = old + step
         f_plus = f()
-        flat[i] = old - step
+        array[idx] = old - step
         f_minus = f()
-        flat[i] = old
+        array[idx] = old
         numeric = (f_plus - f_minus) / (2 * step)
         gaps.append(abs((f_plus - f0) - (f0 - f_minus)) / step)
         if gaps[-1] <= atol + rtol * abs(numeric):
@@ -331,7 +347,7 @@ def check_module(module, x, *, dout=None, eps=DEFAULTS["eps"], atol=DEFAULTS["at
     for qualified, p in m.named_params():
         if not p.requires_grad:
             continue
-        owner, _ = (m._owner_of(qualified) if "." in qualified else (m, None))
+        owner, _ = m._owner_of(qualified)
         where = f" [{owner.label}]" if owner is not m else ""
         result.tensors.append(_compare_tensor(f, p.data, analytic[id(p)], f"d{p.name}{where}", eps=eps, atol=atol,
                                               rtol=rtol, max_elements=max_elements, rng=rng))
@@ -389,7 +405,7 @@ def check_gan_step(gan, real, *, eps=DEFAULTS["eps"], atol=DEFAULTS["atol"], rto
         f()
         analytic = {id(p): None if p.grad is None else p.grad.copy() for p in net.params()}
         for qualified, p in net.named_params():
-            owner, _ = net._owner_of(qualified) if "." in qualified else (net, None)
+            owner, _ = net._owner_of(qualified)
             who = "D" if net is g.D else "G"
             name = f"d{loss_name}/d{p.name} [{who} {owner.label}]"
             result.tensors.append(_compare_tensor(f, p.data, analytic[id(p)], name, eps=eps, atol=atol, rtol=rtol,

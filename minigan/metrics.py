@@ -506,8 +506,8 @@ def real_ceiling(data_dir=None, *, classifier=None, num_samples: int = 10_000, p
                  cache: bool = True, download: bool = True) -> dict:
     """The metrics of real data: the reference every generated-sample number is shown beside.
 
-    The first ``num_samples`` MNIST training images play the generated set (they come from the first 50,000, which
-    a GAN trains on); they are scored against the 10,000 test images exactly as :func:`image_metrics` scores a
+    The first ``num_samples`` MNIST training images play the generated set (they come from the first 59,000, which
+    ``get_dataset("mnist")`` trains on: the last ``data.VALIDATION_SIZE`` = 1,000 are held out); they are scored against the 10,000 test images exactly as :func:`image_metrics` scores a
     generator, with the Parzen sigma chosen on the last 1,000 training images. The result is cached as JSON in
     ``$XDG_CACHE_HOME/minigan/`` (default ``~/.cache/minigan/``), keyed by the classifier weights and the settings;
     ``cache=False`` neither reads nor writes it.

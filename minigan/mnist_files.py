@@ -43,13 +43,19 @@ means a re-compressed copy of MNIST is accepted too. The known values are in
 :data:`KNOWN_MD5`.
 
 If a file is not found anywhere and ``download=True``, it is downloaded once
-into the cache directory, trying each URL prefix in :data:`MIRRORS` in turn.
-A download goes to a temporary file in the cache directory, is verified, and
-only then renamed into place with ``os.replace`` (atomic), so an interrupted
-or bad download can never leave a half-written file under the real name. A
-mirror that fails (network error or a bad file) is skipped; if all fail, the
+into the cache directory by `pooch <https://www.fatiando.org/pooch>`_, trying
+each URL prefix in :data:`MIRRORS` in turn. pooch streams the download into a
+temporary file in the cache directory, checks it against the official ``.gz``
+MD5 (where known) and only then moves it into place, so an interrupted or bad
+download can never leave a half-written file under the real name; a network
+error or a hash mismatch is retried :data:`DOWNLOAD_RETRIES` times. The file
+is then checked as above (structure, and the raw MD5 rule). A mirror that
+fails (network error or a bad file) is skipped; if all fail, the
 :class:`DatasetError` lists each mirror's failure and says where to put the
-files by hand.
+files by hand. The cache stays where it is documented on every OS
+(``$XDG_CACHE_HOME/minigan`` or ``~/.cache/minigan``: what ``pooch.os_cache``
+gives on Linux), so ``--data-dir``, ``MINIGAN_DATA_DIR`` and an offline
+machine with the files in place never need the network or pooch.
 
 A file that *is* found but fails verification is never used and never
 silently replaced: :func:`load_mnist` raises :class:`DatasetError` naming the
@@ -70,7 +76,7 @@ import http.client
 import os
 import shutil
 import sys
-import tempfile
+import urllib.parse
 import urllib.request
 import zlib
 from pathlib import Path
@@ -89,6 +95,7 @@ __all__ = [
     "KNOWN_MD5",
     "MIRRORS",
     "DEFAULT_TIMEOUT",
+    "DOWNLOAD_RETRIES",
     "SPLIT_FILES",
     "ALL_FILES",
     "IMAGE_SIDE",
@@ -163,6 +170,9 @@ MIRRORS = {
 
 #: Seconds to wait for a mirror before giving up on it.
 DEFAULT_TIMEOUT = 30.0
+
+#: Extra attempts pooch makes at one mirror after a network error or a hash mismatch (waiting 1 s, 2 s, ...).
+DOWNLOAD_RETRIES = 2
 
 PathLike = Union[str, os.PathLike]
 
@@ -419,25 +429,38 @@ def _manual_hint(dataset: str) -> str:
 
 
 def _fetch(url: str, dest_path: PathLike, timeout: float = DEFAULT_TIMEOUT) -> None:
-    """Download ``url`` into the existing file ``dest_path`` (overwritten).
+    """Download ``url`` into the file ``dest_path`` (overwritten): pooch's downloaders for http(s) and ftp, a plain
+    copy for ``file://`` URLs (a local mirror; the tests use one to stay offline).
 
-    Tests replace this function (or :data:`MIRRORS`) to stay offline.
+    pooch calls this for each attempt (see :func:`download_file`); tests may replace it to stay offline.
     """
-    request = urllib.request.Request(url, headers={"User-Agent": "minigan-data/0.1"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        with open(dest_path, "wb") as out:
-            shutil.copyfileobj(response, out, 1 << 16)
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme == "file":
+        shutil.copyfile(urllib.request.url2pathname(urllib.parse.urlsplit(url).path), dest_path)
+        return
+    import pooch  # imported only to download: reading files needs no network library
+
+    if scheme in ("http", "https"):
+        downloader = pooch.HTTPDownloader(progressbar=False, timeout=timeout,
+                                          headers={"User-Agent": "minigan-data/0.1"})
+    elif scheme == "ftp":
+        downloader = pooch.FTPDownloader(progressbar=False, timeout=timeout)
+    else:
+        raise ValueError(f"unsupported URL scheme {scheme!r} in {url}")
+    downloader(url, str(dest_path), None)
 
 
 def download_file(
     dataset: str, filename: str, target_dir: PathLike | None = None,
     *, timeout: float = DEFAULT_TIMEOUT,
 ) -> Path:
-    """Download one official file into ``target_dir`` (default: the cache).
+    """Download one official file into ``target_dir`` (default: the cache) with pooch.
 
-    Each mirror in ``MIRRORS[dataset]`` is tried in turn. The file is written
-    to a temporary name in ``target_dir``, verified with
-    :func:`read_verified_idx` and then atomically renamed into place.
+    Each mirror in ``MIRRORS[dataset]`` is tried in turn. pooch writes the file to a temporary name in
+    ``target_dir``, checks the official ``.gz`` MD5 when :data:`KNOWN_MD5` has one (retrying a failed or
+    mismatching download :data:`DOWNLOAD_RETRIES` times) and moves it into place; then
+    :func:`read_verified_idx` checks its structure and checksum, and a file that fails is deleted before the next
+    mirror is tried.
 
     Returns
     -------
@@ -457,23 +480,23 @@ def download_file(
     except OSError as exc:
         raise _fail(str(target), f"cannot create the cache folder ({exc})",
                     f"Instead, {_manual_hint(dataset)}") from exc
+    known = KNOWN_MD5[dataset].get(filename) or {}
+    known_hash = f"md5:{known['gz']}" if known.get("gz") else None  # else read_verified_idx checks the raw MD5
     failures = []
     for prefix in MIRRORS.get(dataset, []):
         url = prefix + filename
-        fd, tmp_name = tempfile.mkstemp(dir=target, prefix=f".{filename}.", suffix=".part")
-        os.close(fd)
         try:
-            print(f"minigan: downloading {url}", file=sys.stderr)
-            _fetch(url, tmp_name, timeout)
-            read_verified_idx(tmp_name, dataset, filename)
-            os.replace(tmp_name, final)
+            import pooch
+
+            mirror = pooch.create(path=target, base_url=prefix, registry={filename: known_hash},
+                                  retry_if_failed=DOWNLOAD_RETRIES)
+            mirror.fetch(filename, downloader=lambda u, out, _pooch: _fetch(u, out, timeout))
+            read_verified_idx(final, dataset, filename)
             return final
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            # DatasetError is a ValueError; URLError and timeouts are OSErrors.
+        except (OSError, http.client.HTTPException, ValueError, ImportError) as exc:
+            # DatasetError and pooch's hash mismatch are ValueErrors; network errors (requests') are OSErrors.
             failures.append(f"  {url}: {type(exc).__name__}: {exc}")
-        finally:
-            if os.path.exists(tmp_name):
-                os.remove(tmp_name)
+            final.unlink(missing_ok=True)  # a bad file must not be found, or used, next time
     tried = "\n".join(failures) or "  (no mirrors configured)"
     raise DatasetError(
         f"could not download {dataset} file {filename} into {target}; every mirror "

@@ -7,8 +7,8 @@
 * ``toy`` (default for 2-D data): G noise->4x128->2 (ReLU, linear output); D 2->3x128->1 (LeakyReLU 0.2). Narrower
   than ``pacgan`` on purpose: at 128 units it reaches the grid's 25 modes and sharper ones than at 256, in under
   half the time per step (benchmarks/quality/RESULTS.md).
-* ``pacgan``: the architecture of PacGAN's 2-D experiments: G 2->4x400->2 (Dense, BatchNorm1d, ReLU in each hidden
-  layer, as the paper's); D (2*pack)->3x200->1 (LeakyReLU 0.2, where the paper uses 5-piece maxout).
+* ``pacgan``: the architecture of PacGAN's 2-D experiments: G 2->4x400->2 (Dense without bias, BatchNorm1d, ReLU in
+  each hidden layer, as the paper's); D (2*pack)->3x200->1 (LeakyReLU 0.2, where the paper uses 5-piece maxout).
 
 The discriminator always ends in a single logit (no sigmoid): the loss is computed stably from logits.
 """
@@ -25,11 +25,17 @@ NOISE_DIM = {"mlp": 100, "seed": 100, "toy": 8, "pacgan": 2}
 
 
 def mlp(widths, hidden, out=None, rng=None, init="glorot", batchnorm: bool = False):
-    """``Dense [-> BatchNorm1d] -> hidden() -> ... -> Dense [-> out()]`` through the given layer widths."""
+    """``Dense [-> BatchNorm1d] -> hidden() -> ... -> Dense [-> out()]`` through the given layer widths.
+
+    A Dense followed by batch norm has no bias (DCGAN practice): batch norm subtracts the batch mean, so such a
+    bias does nothing and its true gradient is exactly 0 -- float32 rounding leaves ~1e-8 there, and Adam, which
+    divides by the gradient's own scale, would turn that noise into full-size steps. BatchNorm1d's beta is the shift.
+    """
     layers = []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        layers.append(Dense(a, b, rng=rng, init=init))
-        if i < len(widths) - 2:
+        hidden_layer = i < len(widths) - 2
+        layers.append(Dense(a, b, rng=rng, init=init, bias=not (batchnorm and hidden_layer)))
+        if hidden_layer:
             if batchnorm:
                 layers.append(BatchNorm1d(b))
             layers.append(hidden())

@@ -108,21 +108,48 @@ class Module:
         return f"{type(self).__name__}()"
 
     # ------------------------------------------------------------------ parameters and children
+    def named_children(self):
+        """``(name, child)`` for each direct sub-module: its attribute name (``"enc"``), or ``"attr.i"`` for the
+        i-th module of a list or tuple attribute. ``Sequential`` names its layers ``"0"``, ``"1"``, ...
+
+        These names build the keys of ``state_dict`` (``"enc.W"``), so two children can never share a key.
+        """
+        for attr, value in vars(self).items():
+            if isinstance(value, Module):
+                yield attr, value
+            elif isinstance(value, (list, tuple)):
+                yield from ((f"{attr}.{i}", v) for i, v in enumerate(value) if isinstance(v, Module))
+
     def children(self):
         """Direct sub-modules, in attribute order (lists and tuples of modules included)."""
-        for value in vars(self).values():
-            if isinstance(value, Module):
-                yield value
-            elif isinstance(value, (list, tuple)):
-                yield from (v for v in value if isinstance(v, Module))
+        for _, child in self.named_children():
+            yield child
+
+    def named_modules(self, prefix: str = ""):
+        """``(qualified name, module)`` for this module (name ``""``) and every descendant (``"enc"``, ``"0"``)."""
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def _named_params_all(self, prefix: str):
+        for attr, value in vars(self).items():
+            if isinstance(value, Param):
+                yield prefix + attr, value
+        for name, child in self.named_children():
+            yield from child._named_params_all(f"{prefix}{name}.")
 
     def named_params(self, prefix: str = ""):
-        """``(qualified name, Param)`` pairs, e.g. ``("0.W", Param)``; the names key ``state_dict``."""
-        for value in vars(self).values():
-            if isinstance(value, Param):
-                yield prefix + value.name, value
-        for child in self.children():
-            yield from child.named_params(f"{prefix}{child.name}." if child.name else prefix)
+        """``(qualified name, Param)`` pairs, e.g. ``("0.W", Param)`` or ``("enc.W", Param)``: the path of attribute
+        names that leads to the parameter. The names key ``state_dict``.
+
+        A parameter reached twice (one module used in two places: shared weights) is listed once, under its first
+        name, so an optimizer never updates it twice.
+        """
+        seen = set()
+        for name, p in self._named_params_all(prefix):
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
 
     def params(self) -> list[Param]:
         return [p for _, p in self.named_params()]
@@ -194,19 +221,27 @@ class Module:
 
     # ------------------------------------------------------------------ saving
     def named_buffers(self, prefix: str = ""):
-        for name in self.buffer_names:
-            yield prefix + name, getattr(self, name)
-        for child in self.children():
-            yield from child.named_buffers(f"{prefix}{child.name}." if child.name else prefix)
+        """``(qualified name, array)`` for every buffer (``"0.running_mean"``), named like ``named_params``."""
+        for path, module in self.named_modules():
+            for attr in module.buffer_names:
+                yield prefix + (f"{path}.{attr}" if path else attr), getattr(module, attr)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Parameter and buffer values as host NumPy arrays keyed by qualified name (``np.savez``-ready)."""
-        state = {name: to_numpy(p.data).copy() for name, p in self.named_params()}
-        state.update({name: to_numpy(b).copy() for name, b in self.named_buffers()})
+        state = {}
+        for name, value in [(n, p.data) for n, p in self.named_params()] + list(self.named_buffers()):
+            if name in state:  # only possible with names set by hand (setattr); never drop a value silently
+                raise ValueError(f"{type(self).__name__}: two entries are both named {name!r}; rename one of the "
+                                 "attributes so every parameter and buffer has its own key")
+            state[name] = to_numpy(value).copy()
         return state
 
     def load_state_dict(self, state) -> None:
-        """Copy values from ``state`` (as made by ``state_dict``); every name and shape must match."""
+        """Copy values from ``state`` (as made by ``state_dict``); every name and shape must match.
+
+        Raises ValueError naming the missing and the unexpected keys (a checkpoint of another architecture, or of
+        an older minigan whose keys collided), or the first entry whose shape differs; nothing is changed then.
+        """
         own = dict(self.named_params())
         buffers = dict(self.named_buffers())
         expected = set(own) | set(buffers)
@@ -216,20 +251,22 @@ class Module:
                 f"state does not fit {type(self).__name__}: missing {sorted(missing)}, unexpected {sorted(unexpected)}"
                 " (was it saved from a different architecture?)"
             )
+        loaded = {name: _loaded_like(state[name], current, name)
+                  for name, current in [(n, p.data) for n, p in own.items()] + list(buffers.items())}
         for name, p in own.items():
-            p.data = _loaded_like(state[name], p.data, name)
+            p.data = loaded[name]
             p.grad = None
-        for name, value in buffers.items():
+        for name in buffers:
             owner, attr = self._owner_of(name)
-            setattr(owner, attr, _loaded_like(state[name], value, name))
+            setattr(owner, attr, loaded[name])
 
     def _owner_of(self, qualified: str):
-        """The module that holds buffer ``qualified`` (e.g. ``"2.running_mean"``) and the attribute name."""
-        *path, attr = qualified.split(".")
-        module = self
-        for part in path:
-            module = next(c for c in module.children() if c.name == part)
-        return module, attr
+        """The module that holds parameter or buffer ``qualified`` (e.g. ``"2.running_mean"``) and the attribute."""
+        path, _, attr = qualified.rpartition(".")
+        for name, module in self.named_modules():
+            if name == path:
+                return module, attr
+        raise KeyError(f"{type(self).__name__} has no sub-module {path!r} (for {qualified!r})")
 
     # ------------------------------------------------------------------ description
     def summary(self, batch_size: int = 1, file=None) -> None:
@@ -258,7 +295,7 @@ class Module:
 
 
 def _loaded_like(value, current, name):
-    value = np.asarray(value)
+    value = to_numpy(value)
     if tuple(value.shape) != tuple(current.shape):
         raise ValueError(f"'{name}': saved shape {tuple(value.shape)} does not match the model's {tuple(current.shape)}")
     return to_device(value.astype(current.dtype, copy=False), backend_of(current))
@@ -310,6 +347,8 @@ class Dense(Module):
                 f"{self.label}: expected input of shape (batch, {self.in_features}), got {shape}. "
                 "Flatten images to (batch, features) first, e.g. x.reshape(len(x), -1)."
             )
+        if shape[0] == 0:
+            raise ValueError(f"{self.label}: empty batch (input of shape {shape}); pass at least one row")
         if x.dtype != self.W.data.dtype:
             raise TypeError(
                 f"{self.label}: input dtype {x.dtype} differs from the weights' {self.W.data.dtype}; minigan never "
@@ -350,6 +389,10 @@ class BatchNorm1d(Module):
 
     Shapes: x ``(N, F)`` (N >= 2 in training mode), gamma and beta ``(F,)``.
 
+    Put it after a Dense *without* bias (``Dense(..., bias=False)``, as DCGAN does): the normalisation subtracts
+    the batch mean, so a bias before it changes nothing, its true gradient is exactly 0, and Adam turns the float32
+    rounding noise left in that gradient into full-size steps. ``beta`` is the layer's shift.
+
     Derivation: docs/derivations.md#batch-norm
     """
 
@@ -372,6 +415,8 @@ class BatchNorm1d(Module):
         shape = tuple(getattr(x, "shape", ()))
         if len(shape) != 2 or shape[1] != self.num_features:
             raise ValueError(f"{self.label}: expected input of shape (batch, {self.num_features}), got {shape}")
+        if shape[0] == 0:
+            raise ValueError(f"{self.label}: empty batch (input of shape {shape}); pass at least one row")
         if not self.training:
             inv_std = 1.0 / xp_of(x).sqrt(self.running_var + self.eps)  # (F,)
             xhat = (x - self.running_mean) * inv_std  # (N, F)
@@ -380,7 +425,8 @@ class BatchNorm1d(Module):
         if shape[0] < 2:
             raise ValueError(f"{self.label}: a training-mode batch needs at least 2 rows to have a variance, got "
                              f"{shape[0]}; sample in eval mode (module.eval()) or use a larger batch")
-        y, cache, mu, var = F.batchnorm_forward(x, self.gamma.data, self.beta.data, self.eps)
+        y, cache = F.batchnorm_forward(x, self.gamma.data, self.beta.data, self.eps)
+        mu, var = cache[3], cache[4]  # the batch's statistics, (F,) each
         m, n = self.momentum, shape[0]
         self.running_mean = (1 - m) * self.running_mean + m * mu  # (F,)
         self.running_var = (1 - m) * self.running_var + m * (var * (n / (n - 1)))  # (F,) unbiased
@@ -457,12 +503,15 @@ class Tanh(_Elementwise):
 class LeakyReLU(Module):
     """``y = x`` for ``x > 0`` else ``slope * x``; ``dx = dy`` for ``x > 0`` else ``slope * dy``.
 
+    ``slope`` must be a finite number >= 0 (0.2 by default, as in DCGAN's discriminator): the backward pass reads
+    its mask from the output, which is right only for a non-negative slope (see ``F.leaky_relu_forward``).
+
     Derivation: docs/derivations.md#activations
     """
 
     def __init__(self, slope: float = 0.2):
         super().__init__()
-        self.slope = float(slope)
+        self.slope = F.check_leaky_slope(slope)
 
     def __repr__(self) -> str:
         return f"LeakyReLU({self.slope:g})"
@@ -498,6 +547,10 @@ class Sequential(Module):
 
     def __repr__(self) -> str:
         return "Sequential(" + ", ".join(repr(m) for m in self.layers) + ")"
+
+    def named_children(self):
+        for i, layer in enumerate(self.layers):
+            yield str(i), layer
 
     def __iter__(self):
         return iter(self.layers)

@@ -1,7 +1,8 @@
 """Pictures of a run: sample grids, 2-D scatter plots against the true modes, and loss curves.
 
 Figures are drawn with Matplotlib's object API on an Agg canvas (no pyplot, no global backend change, no
-display needed) and written atomically, so a half-written PNG is never left behind.
+display needed) and written atomically, so a half-written PNG is never left behind. Arrays may live on the GPU:
+they are copied to the host with ``backend.to_numpy`` (CuPy refuses the implicit ``np.asarray``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .backend import to_numpy
 from .checkpoint import atomic_write
 
 
 def image_grid(images, ncols: int | None = None, pad: int = 2) -> np.ndarray:
     """Tile ``(n, h, w)`` images in [0, 1] into one ``(H, W)`` array, ``pad`` pixels of faint ink between them."""
-    images = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
+    images = np.clip(to_numpy(images).astype(np.float32, copy=False), 0, 1)  # a device array is copied explicitly
     n, h, w = images.shape
     ncols = ncols or int(np.ceil(np.sqrt(n)))
     nrows = int(np.ceil(n / ncols))
@@ -49,7 +51,8 @@ def save_image_grid(images, path, scale: int = 3, title: str | None = None) -> N
 
 def save_scatter(samples, path, modes=None, title: str | None = None, limit: float | None = None) -> None:
     """Scatter 2-D samples, with the true mode centres as red crosses when given."""
-    samples = np.asarray(samples)
+    samples = to_numpy(samples)  # np.asarray would refuse (CuPy) a device array
+    modes = None if modes is None else to_numpy(modes)
     fig = Figure(figsize=(4.5, 4.5), dpi=100)
     ax = fig.add_subplot()
     ax.scatter(samples[:, 0], samples[:, 1], s=3, alpha=0.5, color="tab:blue", label="generated")

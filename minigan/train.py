@@ -104,9 +104,11 @@ LR_DECAYS = ("none", "linear")
 def lr_factor(step: int, total: int, decay: str) -> float:
     """The learning-rate multiplier at ``step`` (0-based) of ``total``.
 
-    ``"none"``: 1 throughout. ``"linear"``: 1 for the first half, then a straight line to 0 at the last step; the
-    small late steps let the generator settle onto sharp modes instead of orbiting them. A pure function of the
-    step, so resuming an interrupted run keeps the schedule (extending ``--steps`` stretches what is left of it).
+    ``"none"``: 1 throughout. ``"linear"``: ``min(1, 2 (1 - step / total))``: 1 for the first half, then a straight
+    line towards 0, which it would reach at step ``total``, one past the end: the last step (``total - 1``) runs at
+    ``2 / total`` of the base rate, so no step is spent at a learning rate of 0. The small late steps let the
+    generator settle onto sharp modes instead of orbiting them. A pure function of the step, so resuming an
+    interrupted run keeps the schedule (extending ``--steps`` stretches what is left of it).
     """
     if decay == "none":
         return 1.0
@@ -169,7 +171,19 @@ class Run:
                     data_scale=self.dataset.scale, data_kind=self.dataset.kind, data_dim=self.dataset.dim)
 
     def save_checkpoint(self) -> Path:
+        """Write checkpoint.npz -- unless a weight is NaN or infinite: then TrainingDiverged, and the last good file
+        stays. On a GPU the losses are read only at logging steps, so a sample step or Ctrl-C between them may find
+        weights that diverged unseen; the weights themselves are checked, on the host copy the file is made of."""
         path = self.out / CHECKPOINT
+        bad = [f"{who} {name}" for who, model in (("G", self.gan.G), ("D", self.gan.D))
+               for name, value in model.state_dict().items()
+               if value.dtype.kind == "f" and not np.isfinite(value).all()]
+        if bad:
+            kept = f"the last good checkpoint {path} is kept" if path.exists() else "no checkpoint had been written"
+            raise TrainingDiverged(
+                f"training stopped at step {self.step}: non-finite weights in {', '.join(bad[:4])}"
+                f"{' ...' if len(bad) > 4 else ''}, so no checkpoint was saved; {kept}. Likely cause: a learning "
+                "rate too high for this model (try lower --lr-d/--lr-g).")
         save_checkpoint(path, G=self.gan.G, D=self.gan.D, g_optimizer=self.gan.g_optimizer,
                         d_optimizer=self.gan.d_optimizer, step=self.step, rng=self.gan.rng, config=self.saved_config())
         return path

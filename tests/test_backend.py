@@ -1,6 +1,7 @@
 """The NumPy/CuPy seam: names, environment, clear errors, and moving arrays and models."""
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,3 +79,15 @@ def test_only_backend_imports_cupy():
     root = pathlib.Path(backend.__file__).parent
     offenders = [p.name for p in root.rglob("*.py") if p.name != "backend.py" and "import cupy" in p.read_text()]
     assert offenders == []
+
+
+def test_gpu_extras_pin_cupy_releases_that_import_under_every_allowed_numpy():
+    """The gpu extras named no CuPy version: pip could pick a CuPy that cannot import under NumPy 2."""
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    extras = cfg["options.extras_require"]
+    assert extras["gpu"].split() == ["cupy-cuda12x>=13.6,<15"]
+    assert extras["gpu-cuda13"].split() == ["cupy-cuda13x>=13.6,<15"]
+    assert ">=13.6,<15" in (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -7,6 +7,8 @@ import gzip
 import hashlib
 import http.server
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -44,6 +46,7 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.delenv("MINIGAN_DATA_DIR", raising=False)
     monkeypatch.setenv("no_proxy", "*")
     monkeypatch.setattr(mnist_files, "MIRRORS", {"mnist": [], "fashion-mnist": []})
+    monkeypatch.setattr(mnist_files, "DOWNLOAD_RETRIES", 0)  # a 404 is not worth pooch's waits here
 
 
 # ---------------------------------------------------------------- helpers
@@ -466,3 +469,59 @@ def test_mnist_dataset_holds_out_the_parzen_validation_images(mnist_dir):
     assert ds.num_examples == 60000 - data.VALIDATION_SIZE == 59000
     np.testing.assert_array_equal(ds._flat, train[:-data.VALIDATION_SIZE].reshape(59000, 784))
     np.testing.assert_array_equal(ds.labels, labels[:-data.VALIDATION_SIZE])
+
+
+# ---------------------------------------------------------------- downloads by pooch
+
+
+def test_download_from_a_file_url_mirror_verifies_the_official_gz_md5(monkeypatch, tmp_path):
+    """pooch checks the .gz MD5 of a download; a file:// mirror keeps the test offline."""
+    images, labels = synthetic_split()
+    files = write_split(tmp_path / "mirror", images, labels)
+    table = {name: {"gz": md5(blob), "raw": None} for name, (blob, _) in files.items()}
+    monkeypatch.setitem(mnist_files.KNOWN_MD5, "mnist", table)
+    monkeypatch.setitem(mnist_files.MIRRORS, "mnist", [(tmp_path / "mirror").as_uri() + "/"])
+    got_images, got_labels = data.load_mnist()
+    np.testing.assert_array_equal(got_images, images)
+    np.testing.assert_array_equal(got_labels, labels)
+    assert sorted(p.name for p in data.cache_dir().iterdir()) == sorted([TRAIN_IMAGES, TRAIN_LABELS])
+
+
+def test_pooch_refuses_a_download_whose_md5_differs(monkeypatch, tmp_path):
+    images, labels = synthetic_split()
+    write_split(tmp_path / "mirror", images, labels)
+    table = {name: {"gz": "0" * 32, "raw": None} for name in data.SPLIT_FILES["train"]}
+    monkeypatch.setitem(mnist_files.KNOWN_MD5, "mnist", table)
+    monkeypatch.setitem(mnist_files.MIRRORS, "mnist", [(tmp_path / "mirror").as_uri() + "/"])
+    with pytest.raises(data.DatasetError, match=r"(?s)every mirror failed:\n.*MD5 hash.*0{32}.*by hand"):
+        data.load_mnist()
+    assert list(data.cache_dir().iterdir()) == []  # pooch removed its temporary file; nothing under the real name
+
+
+def test_a_flaky_mirror_is_retried(monkeypatch, tmp_path):
+    images, labels = synthetic_split()
+    files = write_split(tmp_path / "mirror", images, labels)
+    trust_raw(monkeypatch, files)
+    monkeypatch.setitem(mnist_files.MIRRORS, "mnist", [(tmp_path / "mirror").as_uri() + "/"])
+    monkeypatch.setattr(mnist_files, "DOWNLOAD_RETRIES", 1)
+    monkeypatch.setattr("time.sleep", lambda s: None)  # pooch waits between attempts
+    real_fetch, attempts = mnist_files._fetch, []
+
+    def flaky(url, dest, timeout):
+        attempts.append(url)
+        if len(attempts) == 1:
+            raise ValueError("connection reset")  # what pooch retries: a failed or mismatching download
+        real_fetch(url, dest, timeout)
+
+    monkeypatch.setattr(mnist_files, "_fetch", flaky)
+    np.testing.assert_array_equal(data.load_mnist()[1], labels)
+    assert len(attempts) == 3  # images twice (one retry), labels once
+
+
+def test_offline_with_files_in_place_never_imports_pooch(mnist_dir):
+    """--data-dir / MINIGAN_DATA_DIR with the files there: no network library, no download, as documented."""
+    code = ("import sys; sys.modules['pooch'] = None; from minigan import data; "
+            f"print(data.load_mnist('test', data_dir={str(mnist_dir)!r}, download=False)[0].shape)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert done.returncode == 0 and "(10000, 28, 28)" in done.stdout, done.stderr

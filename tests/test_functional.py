@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minigan import functional as F
+from minigan import functional as F, nn
 from minigan.backend import to_numpy
 from minigan.gradcheck import check_function
 
@@ -139,11 +139,6 @@ def test_loss_target_shape_mismatch_is_explained(xp):
         F.softmax_cross_entropy_forward(to(xp, np.zeros((2, 3))), to(xp, np.zeros(2)))
 
 
-def _batchnorm(x, gamma, beta):
-    y, cache, _, _ = F.batchnorm_forward(x, gamma, beta)
-    return y, cache
-
-
 @given(n=st.integers(min_value=2, max_value=8), f=sizes, seed=seeds,
        scale=st.floats(min_value=0.1, max_value=10.0), shift=st.floats(min_value=-5.0, max_value=5.0))
 def test_batchnorm_gradients(xp, n, f, seed, scale, shift):
@@ -152,20 +147,59 @@ def test_batchnorm_gradients(xp, n, f, seed, scale, shift):
     r = np.random.default_rng(seed)
     x = to(xp, shift + scale * r.standard_normal((n, f)))
     gamma, beta = to(xp, r.standard_normal(f)), to(xp, r.standard_normal(f))
-    result = check_function(_batchnorm, F.batchnorm_backward, [x, gamma, beta])
+    result = check_function(F.batchnorm_forward, F.batchnorm_backward, [x, gamma, beta])
     assert all(t.checked == t.total for t in result.tensors)
 
 
 def test_batchnorm_known_values(xp):
     x = to(xp, np.array([[1.0, 10.0], [3.0, 10.0], [5.0, 13.0], [7.0, 7.0]]))  # column means 4, 10; vars 5, 4.5
-    y, _, mu, var = F.batchnorm_forward(x, to(xp, np.array([2.0, 1.0])), to(xp, np.array([0.5, 0.0])), eps=0.0)
+    y, (_, _, _, mu, var) = F.batchnorm_forward(x, to(xp, np.array([2.0, 1.0])), to(xp, np.array([0.5, 0.0])), eps=0.0)
     np.testing.assert_allclose(to_numpy(mu), [4.0, 10.0])
     np.testing.assert_allclose(to_numpy(var), [5.0, 4.5])
     expected = np.array([[2 * -3 / np.sqrt(5) + 0.5, 0], [2 * -1 / np.sqrt(5) + 0.5, 0],
                          [2 * 1 / np.sqrt(5) + 0.5, 3 / np.sqrt(4.5)], [2 * 3 / np.sqrt(5) + 0.5, -3 / np.sqrt(4.5)]])
     np.testing.assert_allclose(to_numpy(y), expected, rtol=1e-12)
     # dx is orthogonal to the constant and to xhat per column: shifting or scaling the batch changes nothing
-    _, cache, _, _ = F.batchnorm_forward(x, to(xp, np.ones(2)), to(xp, np.zeros(2)), eps=0.0)
+    _, cache = F.batchnorm_forward(x, to(xp, np.ones(2)), to(xp, np.zeros(2)), eps=0.0)
     dx, _, _ = F.batchnorm_backward(to(xp, np.random.default_rng(0).standard_normal((4, 2))), cache)
     np.testing.assert_allclose(to_numpy(dx.sum(axis=0)), 0, atol=1e-12)
     np.testing.assert_allclose(to_numpy((dx * cache[0]).sum(axis=0)), 0, atol=1e-12)
+
+
+def test_batchnorm_forward_keeps_the_out_cache_contract(rng):
+    """Every functional op returns (out, cache); batch norm once returned four values."""
+    x, gamma, beta = rng.standard_normal((5, 3)), np.ones(3), np.zeros(3)
+    result = F.batchnorm_forward(x, gamma, beta)
+    assert len(result) == 2
+    y, cache = result
+    np.testing.assert_allclose(cache[3], x.mean(axis=0))  # mu and var ride in the cache for the running statistics
+    np.testing.assert_allclose(cache[4], x.var(axis=0))
+
+
+@pytest.mark.parametrize("slope", [-0.2, -1.0, float("nan"), float("inf")])
+def test_leaky_relu_refuses_a_slope_whose_output_mask_would_be_wrong(slope):
+    """The backward pass takes its mask from y > 0, which is x > 0 only for slope >= 0: a negative slope used to get
+    a silently wrong gradient."""
+    with pytest.raises(ValueError, match="slope must be a finite number >= 0"):
+        F.leaky_relu_forward(np.ones((2, 2)), slope)
+    with pytest.raises(ValueError, match="slope must be a finite number >= 0"):
+        nn.LeakyReLU(slope)
+    with pytest.raises(TypeError, match="slope must be a number"):
+        nn.LeakyReLU("steep")
+
+
+@pytest.mark.parametrize("slope", [0.0, 1.0, 1.5])
+def test_leaky_relu_gradient_at_the_slope_edges(slope, rng):
+    check_function(lambda x: F.leaky_relu_forward(x, slope), F.leaky_relu_backward, [rng.standard_normal((4, 3))])
+
+
+@pytest.mark.parametrize("name", ["bce_with_logits", "bce", "mse"])
+def test_losses_refuse_an_empty_batch_by_name(name):
+    """An empty batch used to give ZeroDivisionError (backward) or NaN with a warning (forward)."""
+    forward, backward = getattr(F, f"{name}_forward"), getattr(F, f"{name}_backward")
+    empty = np.zeros((0, 1))
+    with pytest.raises(ValueError, match=f"{name}: empty batch"):
+        forward(empty, empty)
+    cache = (empty, empty) if name != "mse" else empty
+    with pytest.raises(ValueError, match=f"{name}: empty batch"):
+        backward(1.0, cache)

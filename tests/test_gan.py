@@ -111,3 +111,21 @@ def test_frozen_discriminator_is_restored_after_the_generator_step():
 def test_pack_must_divide_the_batch():
     with pytest.raises(ValueError, match="not a multiple of pack=2"):
         tiny_gan(pack=2).train_step(np.zeros((5, 4), np.float32))
+
+
+def test_train_step_refuses_an_empty_batch():
+    """An empty batch used to return NaN losses after a 'mean of empty slice' warning."""
+    gan = tiny_gan()
+    with pytest.raises(ValueError, match=r"real_batches\[0\] is empty \(shape \(0, 4\)\)"):
+        gan.train_step(np.zeros((0, 4), np.float32))
+
+
+@pytest.mark.parametrize("arch", models.ARCHS)
+def test_no_bias_before_batch_norm(arch):
+    """Batch norm subtracts the batch mean, so a bias just before it has a true gradient of exactly 0: float32
+    rounding leaves ~1e-8 there, which Adam scales up to full-size steps. DCGAN practice: no bias before BN."""
+    for net in models.build_models(arch, 2 if arch in ("toy", "pacgan") else 784, rng=0):
+        layers = list(net)
+        for layer, after in zip(layers, layers[1:]):
+            if isinstance(after, nn.BatchNorm1d):
+                assert isinstance(layer, nn.Dense) and layer.b is None, f"{arch}: {layer!r} before {after!r}"

@@ -5,7 +5,7 @@ import pytest
 
 from minigan import functional as F
 from minigan import losses, nn
-from minigan.gradcheck import GradCheckError, check_function, check_loss, check_module
+from minigan.gradcheck import GradCheckError, check_function, check_loss, check_module, relative_error
 
 
 class MissingTranspose(nn.Dense):
@@ -157,3 +157,32 @@ def test_leaky_relu_near_its_kink_is_never_a_false_failure(offset):
     x = np.array([[offset]])
     result = check_function(lambda v: F.leaky_relu_forward(v, 0.5), F.leaky_relu_backward, [x])
     assert result.ok
+
+
+@pytest.mark.parametrize("layout", ["transposed", "fortran", "strided"])
+def test_non_contiguous_input_is_perturbed_where_it_is_read(layout):
+    """The README's example with x stored transposed used to fail: the perturbation landed on a copy of x, the
+    numeric gradient was 0, and a correct layer was failed."""
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Dense(4, 8, rng=rng), nn.ReLU(), nn.Dense(8, 1, rng=rng))
+    base = rng.standard_normal((16, 4)).astype(np.float32)
+    x = {"transposed": np.ascontiguousarray(base.T).T, "fortran": np.asfortranarray(base),
+         "strided": np.repeat(base, 2, axis=1)[:, ::2]}[layout]
+    assert not x.flags.c_contiguous
+    result = check_module(model, x)
+    assert result["dx"].max_abs_error < 1e-6
+    W = np.asfortranarray(rng.standard_normal((4, 3)))
+    check_function(F.dense_forward, F.dense_backward, [base.astype(np.float64), W, np.zeros(3)])
+
+
+def test_a_truly_zero_gradient_reads_as_a_small_relative_error():
+    """A bias before batch norm has a true gradient of 0; both estimates are rounding noise, and the relative error
+    used to print as 1.0 beside 'ok'. The denominator is floored at atol now."""
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Dense(3, 4, rng=rng), nn.BatchNorm1d(4))
+    model[0].b.data = rng.standard_normal(4).astype(np.float32)
+    result = check_module(model, rng.standard_normal((6, 3)).astype(np.float32))
+    db = result["db"]
+    assert db.passed and db.max_abs_error < 1e-8 and db.max_rel_error < 1e-2
+    assert relative_error(np.array([1e-10]), np.array([-1e-10]))[0] < 1e-4
+    assert relative_error(np.array([2.0]), np.array([1.0]))[0] == 0.5  # above atol: CS231n's definition

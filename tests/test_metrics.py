@@ -357,3 +357,9 @@ def test_real_ceiling_is_cached(mnist, classifier, ceiling, tmp_path, monkeypatc
     monkeypatch.setattr(metrics, "image_metrics", None)  # a second call must not recompute
     assert metrics.real_ceiling(shared_mnist_dir(), classifier=classifier, parzen=False, download=False) == first
     assert first["mnist_score"] == pytest.approx(ceiling["mnist_score"])
+
+
+def test_real_ceiling_docstring_names_the_training_images_get_dataset_uses():
+    """The docstring once said the first 50,000; get_dataset('mnist') trains on all but the last VALIDATION_SIZE."""
+    trained_on = 60_000 - data.VALIDATION_SIZE
+    assert f"first {trained_on:,}" in metrics.real_ceiling.__doc__ and "50,000" not in metrics.real_ceiling.__doc__

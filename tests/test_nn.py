@@ -256,3 +256,55 @@ def test_grad_norms_per_parameter_skip_frozen_and_empty(rng):
     assert sorted(norms) == ["0.W", "0.b"]
     assert norms["0.W"] == pytest.approx(float(np.linalg.norm(model[0].W.grad)), rel=1e-6)
     assert norms["0.b"] == pytest.approx(float(np.linalg.norm(model[0].b.grad)), rel=1e-6)
+
+
+class _AutoEncoder(nn.Module):
+    """A student's own model: children are plain attributes, not a Sequential."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        r = np.random.default_rng(seed)
+        self.enc = nn.Dense(4, 2, rng=r)
+        self.dec = nn.Dense(2, 4, rng=r)
+        self.norms = [nn.BatchNorm1d(2)]
+
+
+def test_state_dict_names_attribute_children_and_keeps_every_weight():
+    """Two Dense children once both saved as 'W'/'b': half the weights were lost and loading did not complain."""
+    model = _AutoEncoder(0)
+    state = model.state_dict()
+    assert sorted(state) == ["dec.W", "dec.b", "enc.W", "enc.b", "norms.0.beta", "norms.0.gamma",
+                             "norms.0.running_mean", "norms.0.running_var"]
+    assert len(model.params()) == 6 and model.num_params() == 4 * 2 + 2 + 2 * 4 + 4 + 2 + 2
+    other = _AutoEncoder(1)
+    other.load_state_dict(state)
+    for name, value in other.state_dict().items():
+        np.testing.assert_array_equal(value, state[name], err_msg=name)
+
+
+def test_load_state_dict_refuses_collided_missing_and_unexpected_keys():
+    model = _AutoEncoder(0)
+    old_style = {"W": np.zeros((2, 4), np.float32), "b": np.zeros(4, np.float32)}  # what the collision saved
+    with pytest.raises(ValueError, match=r"missing \['dec.W', 'dec.b', 'enc.W'.*unexpected \['W', 'b'\]"):
+        model.load_state_dict(old_style)
+    state = model.state_dict()
+    state["enc.W"] = np.zeros((3, 3), np.float32)
+    before = model.enc.W.data.copy()
+    with pytest.raises(ValueError, match=r"'enc.W': saved shape \(3, 3\) does not match the model's \(4, 2\)"):
+        model.load_state_dict(state)
+    np.testing.assert_array_equal(model.enc.W.data, before)  # nothing half-loaded
+
+
+def test_a_shared_layer_is_one_parameter_set():
+    """A module used twice (tied weights) is listed once, so an optimizer never steps it twice."""
+    shared = nn.Dense(3, 3, rng=0)
+    model = nn.Sequential(shared, nn.ReLU(), shared)
+    assert len(model.params()) == 2 and sorted(model.state_dict()) == ["0.W", "0.b"]
+
+
+def test_dense_and_batchnorm_refuse_an_empty_batch():
+    """A (0, k) batch used to pass through Dense without a word."""
+    with pytest.raises(ValueError, match=r"Dense\(3->2\): empty batch \(input of shape \(0, 3\)\)"):
+        nn.Dense(3, 2, rng=0).forward(np.zeros((0, 3), np.float32))
+    with pytest.raises(ValueError, match=r"BatchNorm1d\(3\): empty batch"):
+        nn.BatchNorm1d(3).eval().forward(np.zeros((0, 3), np.float32))

@@ -151,3 +151,63 @@ def test_pacgan_reuse_trains_only_missing_runs(pacgan, tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(SystemExit, match="not a JSON file written by --json"):
         pacgan.main(base + ["--seeds", "1", "--reuse", str(tmp_path / "bad.json")])
+
+
+def _children(pid: int) -> list[int]:
+    """Live (non-zombie) processes whose parent is ``pid``, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_pacgan_table_sigterm_stops_its_workers(tmp_path):
+    """Killed with SIGTERM, the script used to die alone and leave its pool workers training as orphans."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    work = tmp_path / "work"
+    proc = subprocess.Popen([sys.executable, str(BENCH / "pacgan_table.py"), "--datasets", "ring8", "--rows", "GAN",
+                             "--seeds", "2", "--steps", "1000000", "--jobs", "2", "--work", str(work)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers = _children(proc.pid)
+            if len(list(work.glob("*/config.json"))) == 2:  # both workers are training
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None and len(list(work.glob("*/config.json"))) == 2, "the workers never started"
+        workers = _children(proc.pid)
+        assert len(workers) >= 2
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+        assert "terminated (SIGTERM); workers stopped" in err
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.2)
+        orphans = [w for w in workers if _alive(w)]
+        assert not orphans, f"worker processes {orphans} outlived the script"
+        assert not list(work.iterdir())  # the run folders were removed, as after Ctrl-C
+    finally:
+        for pid in [proc.pid] + workers:  # never leave a process behind, even when the test fails
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=10) if proc.poll() is None else None

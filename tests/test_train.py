@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,3 +194,36 @@ def test_image_run_logs_classes_and_mnist_score(tmp_path):
     out = train(TrainConfig(steps=2, batch_size=8, sample_every=2, log_every=1), tmp_path / "d", progress=False)
     last = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
     assert 1 <= last["classes_covered"] <= 10 and 1 <= last["mnist_score"] <= 10
+
+
+def test_lr_decay_matches_its_documentation():
+    """Documented: 1 for the first half, then a straight line towards 0, which it would reach one step past the end:
+    the last step runs at 2 / total (the docs once said it reached 0 at the last step; it never did)."""
+    from minigan.train import lr_factor
+
+    total = 10
+    factors = [lr_factor(k, total, "linear") for k in range(total)]
+    assert factors[:6] == [1.0] * 6
+    assert factors[-1] == pytest.approx(2 / total) and lr_factor(total, total, "linear") == 0.0
+    assert all(a > b for a, b in zip(factors[5:], factors[6:]))
+    assert "2 / total" in lr_factor.__doc__ and "runs at 2/7,000" in (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def test_a_checkpoint_with_non_finite_weights_is_never_written(tmp_path):
+    """Ctrl-C (or a sample step on a GPU, where losses are read only when logging) used to save whatever weights
+    there were, NaN included, over the last good checkpoint."""
+    run = Run(TrainConfig(steps=30, **TOY), tmp_path / "run", progress=False)
+    original = run.gan.train_step
+
+    def corrupting(real, to_host=True):
+        stats = original(real, to_host)  # this step's losses were computed before the update: finite
+        if run.step == 12:
+            run.gan.G[0].W.data[0, 0] = np.nan
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives: finish the step, save, stop
+        return stats
+
+    run.gan.train_step = corrupting
+    with pytest.raises(TrainingDiverged, match=r"step 13: non-finite weights in G 0.W.*last good checkpoint.*kept"):
+        run.train()
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt["step"] == 10 and all(np.isfinite(v).all() for v in ckpt["G"].values())

@@ -49,7 +49,9 @@ import io  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import shlex  # noqa: E402
+import multiprocessing  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
@@ -366,7 +368,40 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler, a container stopping), turned into the orderly stop Ctrl-C gets."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(f"stopped by signal {signum}")
+
+
+def _stop_workers() -> None:
+    """Stop this process's worker processes now. Ctrl-C reaches the whole process group, so the workers get it
+    too; SIGTERM reaches this process alone, and workers left running would be orphans training for hours."""
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+            child.join()
+
+
 def main(argv=None) -> int:
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (e.g. called from a test runner's worker thread): no handler
+        previous = None
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv=None) -> int:
     args = parse_args(argv)
     argv_list = sys.argv[1:] if argv is None else list(argv)
     seeds = args.seeds if args.seeds is not None else (QUICK_SEEDS if args.quick else 10)
@@ -447,8 +482,10 @@ def main(argv=None) -> int:
                 try:
                     for fut in as_completed(futures):
                         report(fut.result())
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)  # a bug or Ctrl-C: start nothing more
+                except BaseException:  # a bug, Ctrl-C or SIGTERM: start nothing more, stop what runs
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    _stop_workers()
+                    pool.shutdown(wait=True)
                     raise
     total_wall = time.perf_counter() - started
 
@@ -554,4 +591,9 @@ def report_markdown(label, table, curve, summary, argv_list, args, seeds, paper_
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except Terminated:
+        print("\npacgan_table: terminated (SIGTERM); workers stopped, run folders removed unless --keep, --json "
+              "holds every run finished before", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)

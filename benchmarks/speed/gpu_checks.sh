@@ -5,7 +5,8 @@
 #     bash benchmarks/speed/gpu_checks.sh "$OUT"
 #
 # It writes into OUTDIR (default ./gpu_out): device.txt (card, driver, versions), pytest.txt (the whole default suite,
-# whose [cupy] cases run only where a GPU is present: gradient checks, parity with NumPy, the GAN step),
+# whose [cupy] cases -- gradient checks, parity with NumPy, the GAN step, the CLI -- run here on the real CuPy: tests/
+# conftest.py puts its CuPy stand-in on the path only when no real CuPy sees a device),
 # bench.txt + bench.json (CuPy vs PyTorch CUDA eager, one GAN.train_step, seed and mlp archs, batch 128-8192).
 # If the machine lacks pytest/hypothesis/matplotlib, build a wheel folder here first (it is not tracked):
 #     pip download -d .wheels pytest hypothesis matplotlib tqdm
@@ -29,7 +30,8 @@ else
 fi
 python -c "import pytest, hypothesis, matplotlib" 2>> "$OUT/device.txt" || echo "MISSING test deps: see device.txt"
 
-# 1. the test suite, CuPy cases included (they skip only without a GPU)
+# 1. the test suite, CuPy cases on the real GPU (device.txt's last line says so; the stand-in is for GPU-less runs)
+python -c "import sys; sys.path.insert(0, 'tests'); import conftest; print('cupy cases on', 'the STAND-IN' if conftest.CUPY_IS_STANDIN else 'the real GPU')" >> "$OUT/device.txt" 2>&1
 timeout 300 python -m pytest -q -p no:cacheprovider -ra > "$OUT/pytest.txt" 2>&1
 echo "pytest exit $?: $(tail -n 1 "$OUT/pytest.txt")"
 
