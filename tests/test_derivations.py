@@ -167,9 +167,9 @@ def test_batchnorm_dx_is_the_chain_rule_sum_over_the_batch(rng):
     N, Fdim = 5, 3
     x, gamma, beta, dy = (rng.standard_normal((N, Fdim)), rng.standard_normal(Fdim), rng.standard_normal(Fdim),
                           rng.standard_normal((N, Fdim)))
-    _, cache, _, _ = F.batchnorm_forward(x, gamma, beta, eps=1e-5)
+    _, cache = F.batchnorm_forward(x, gamma, beta, eps=1e-5)
     dx, _, _ = F.batchnorm_backward(dy, cache)
-    xhat, _, s = cache
+    xhat, _, s = cache[:3]
     for f in range(Fdim):
         jac = s[f] / N * (N * np.eye(N) - 1 - np.outer(xhat[:, f], xhat[:, f]))  # [n, j]
         assert np.allclose(dx[:, f], jac.T @ (gamma[f] * dy[:, f]))
@@ -178,10 +178,10 @@ def test_batchnorm_dx_is_the_chain_rule_sum_over_the_batch(rng):
 def test_batchnorm_dx_is_orthogonal_to_shift_and_with_eps_0_to_scale(rng):
     x, gamma, beta, dy = rng.standard_normal((6, 4)), rng.standard_normal(4), rng.standard_normal(4), \
         rng.standard_normal((6, 4))
-    _, cache, _, _ = F.batchnorm_forward(x, gamma, beta, eps=1e-5)
+    _, cache = F.batchnorm_forward(x, gamma, beta, eps=1e-5)
     dx, _, _ = F.batchnorm_backward(dy, cache)
     assert np.allclose(dx.sum(axis=0), 0, atol=1e-12)
-    _, cache, _, _ = F.batchnorm_forward(x, gamma, beta, eps=0.0)
+    _, cache = F.batchnorm_forward(x, gamma, beta, eps=0.0)
     dx, _, _ = F.batchnorm_backward(dy, cache)
     assert np.allclose((dx * cache[0]).sum(axis=0), 0, atol=1e-12)
 
