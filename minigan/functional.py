@@ -17,6 +17,7 @@ NumPy and on CuPy; dtypes are preserved (float32 in, float32 out).
 
 from __future__ import annotations
 
+from . import validate as V
 from .backend import xp_of
 
 # --------------------------------------------------------------------------------------------------- layers
@@ -27,10 +28,26 @@ def dense_forward(x, W, b=None):
 
     Shapes: x ``(N, in)``, W ``(in, out)``, b ``(out,)`` or None; y ``(N, out)``. cache = ``(x, W)``.
     """
+    if (getattr(x, "dtype", None) not in V.FLOAT_DTYPES or x.dtype != W.dtype or x.ndim != 2 or W.ndim != 2
+            or x.shape[1] != W.shape[0] or type(x) is not type(W) or (b is not None and b.shape != W.shape[1:])):
+        _check_dense(x, W, b)  # says what is wrong, or returns for a harmless case (a NumPy subclass)
     y = x @ W  # (N, out)
     if b is not None:
         y += b  # broadcast over the batch; in place, no temporary
     return y, (x, W)
+
+
+def _check_dense(x, W, b):
+    """The slow path of dense_forward's guard: say exactly what is wrong (or nothing, for a NumPy subclass)."""
+    V.float_array("dense_forward", "x", x, ndim=2)
+    V.float_array("dense_forward", "W", W, ndim=2)
+    V.shape("dense_forward", "x", x, (None, W.shape[0]), f"W {tuple(W.shape)} takes {W.shape[0]} input features")
+    V.same_backend("dense_forward", x=x, W=W, b=b)
+    if x.dtype != W.dtype:
+        raise TypeError(f"dense_forward: x has dtype {x.dtype} but W has {W.dtype}; minigan never promotes silently, "
+                        f"convert one of them (x.astype(W.dtype))")
+    if b is not None:
+        V.shape("dense_forward", "b", b, (W.shape[1],))
 
 
 def dense_backward(dy, cache):
@@ -56,6 +73,7 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     Shapes: x ``(N, F)`` with N >= 2, gamma and beta ``(F,)``; y ``(N, F)``. cache = ``(xhat, gamma, inv_std)``;
     ``mu`` and ``var`` are returned too (``(y, cache, mu, var)``) for the running averages ``nn.BatchNorm1d`` keeps.
     """
+    _check_batchnorm(x, gamma, beta)
     mu = x.mean(axis=0)  # (F,)
     centred = x - mu  # (N, F)
     var = (centred * centred).mean(axis=0)  # (F,) biased: the normalisation uses the batch as it is
@@ -63,6 +81,16 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     xhat = centred * inv_std  # (N, F)
     y = xhat * gamma + beta  # (N, F)
     return y, (xhat, gamma, inv_std), mu, var
+
+
+def _check_batchnorm(x, gamma, beta):
+    V.float_array("batchnorm_forward", "x", x, ndim=2)
+    if x.shape[0] < 2:
+        raise ValueError(f"batchnorm_forward: x must have at least 2 rows to have a variance, got shape {x.shape}")
+    for name, a in (("gamma", gamma), ("beta", beta)):
+        V.float_array("batchnorm_forward", name, a)
+        V.shape("batchnorm_forward", name, a, (x.shape[1],))
+    V.same_backend("batchnorm_forward", x=x, gamma=gamma, beta=beta)
 
 
 def batchnorm_backward(dy, cache):
@@ -89,6 +117,8 @@ def relu_forward(x, out=None):
     Like every activation here, ``out`` names the array to write y into; ``out=x`` overwrites x, the in-place form
     ``Sequential`` uses on a pre-activation that nobody else holds (it saves a buffer per layer).
     """
+    if getattr(x, "dtype", None) not in V.FLOAT_DTYPES or not x.ndim:
+        V.float_array("relu_forward", "x", x, ndim=-1)
     y = xp_of(x).maximum(x, 0, out=out)  # same shape and dtype as x
     return y, y
 
@@ -105,6 +135,8 @@ def leaky_relu_forward(x, slope=0.2, out=None):
     For ``0 <= slope < 1`` this equals ``max(x, slope * x)``, which needs one temporary instead of a mask.
     ``out``: where to write y (``out=x``: in place), as for ``relu_forward``.
     """
+    if getattr(x, "dtype", None) not in V.FLOAT_DTYPES or not x.ndim:
+        V.float_array("leaky_relu_forward", "x", x, ndim=-1)
     xp = xp_of(x)
     if 0 <= slope < 1:
         scaled = x * slope  # (N, F)
@@ -139,6 +171,8 @@ def sigmoid_forward(x, out=None):
     ``y = e / (1 + e)`` for ``x < 0``. The naive form overflows ``exp(-x)`` for x below about -89 in float32.
     cache = y. ``out``: where to write y (``out=x``: in place), as for ``relu_forward``.
     """
+    if getattr(x, "dtype", None) not in V.FLOAT_DTYPES or not x.ndim:
+        V.float_array("sigmoid_forward", "x", x, ndim=-1)
     xp = xp_of(x)
     positive = x >= 0  # (N, F) mask, taken before an in-place write can change x
     y = xp.abs(x, out=out)  # (N, F), same dtype as x; the steps below reuse this buffer
@@ -161,6 +195,8 @@ def sigmoid_backward(dy, cache):
 
 def tanh_forward(x, out=None):
     """``y = tanh(x)``. cache = y. ``out``: where to write y (``out=x``: in place), as for ``relu_forward``."""
+    if getattr(x, "dtype", None) not in V.FLOAT_DTYPES or not x.ndim:
+        V.float_array("tanh_forward", "x", x, ndim=-1)
     y = xp_of(x).tanh(x, out=out)
     return y, y
 
@@ -179,8 +215,13 @@ def tanh_backward(dy, cache):
 # ``dloss`` (a Python float, 1.0 when the loss is the end of the graph) and returns dL/dpred only: targets are data.
 
 
-def _check_target(name, pred, target):
+def _check_target(name, pred, target, pred_name="pred"):
     """Same shape as pred, and the same dtype (a float64 target would silently promote a float32 loss)."""
+    V.float_array(name, pred_name, pred, nonempty=True)
+    if not hasattr(target, "shape"):
+        raise TypeError(f"{name}: target must be an array shaped like {pred_name} {tuple(pred.shape)}, got "
+                        f"{type(target).__name__}")
+    V.same_backend(name, **{pred_name: pred, "target": target})
     if tuple(target.shape) != tuple(pred.shape):
         raise ValueError(
             f"{name}: target has shape {tuple(target.shape)} but the prediction has shape {tuple(pred.shape)}; "
@@ -202,7 +243,7 @@ def bce_with_logits_forward(z, y):
     ``softplus(z) - y z = max(z, 0) - y z + log1p(exp(-|z|))``: finite, and warning-free, for any logit.
     Shapes: z and y ``(N, ...)``, equal; L is 0-d. cache = ``(z, y)``.
     """
-    y = _check_target("bce_with_logits", z, y)
+    y = _check_target("bce_with_logits", z, y, "z")
     loss = (softplus(z) - y * z).mean()
     return xp_of(z).asarray(loss, dtype=z.dtype), (z, y)
 
@@ -222,7 +263,7 @@ def bce_forward(p, y):
     cache = ``(p, y)``.
     """
     xp = xp_of(p)
-    y = _check_target("bce", p, y)
+    y = _check_target("bce", p, y, "p")
     loss = -(y * xp.log(p) + (1 - y) * xp.log(1 - p)).mean()
     return xp.asarray(loss, dtype=p.dtype), (p, y)
 
@@ -252,14 +293,18 @@ def softmax_cross_entropy_forward(logits, labels):
     ``logsumexp`` is computed as ``m + log(sum(exp(z - m)))`` with ``m = max(z)``, so no exp can overflow.
     Shapes: logits ``(N, C)``, labels ``(N,)`` integers in ``[0, C)``; L is 0-d. cache = ``(probs, labels)``.
     """
+    V.float_array("softmax_cross_entropy", "logits", logits, ndim=2, nonempty=True)
+    V.same_backend("softmax_cross_entropy", logits=logits, labels=labels)
     xp = xp_of(logits)
-    if logits.ndim != 2:
-        raise ValueError(f"softmax_cross_entropy: logits must be (N, C), got shape {tuple(logits.shape)}")
     if labels.shape != (logits.shape[0],) or labels.dtype.kind not in "iu":
         raise ValueError(
             f"softmax_cross_entropy: labels must be integers of shape ({logits.shape[0]},), got "
             f"{labels.dtype} of shape {tuple(labels.shape)}"
         )
+    low, high = int(labels.min()), int(labels.max())  # one host read each: a bad label would index out of range
+    if low < 0 or high >= logits.shape[1]:
+        raise ValueError(f"softmax_cross_entropy: labels must be class indices in [0, {logits.shape[1]}) for "
+                         f"{logits.shape[1]} logits per row, got values from {low} to {high}")
     shifted = logits - logits.max(axis=1, keepdims=True)  # (N, C), max 0 per row
     exp = xp.exp(shifted)  # (N, C)
     sum_exp = exp.sum(axis=1, keepdims=True)  # (N, 1)
