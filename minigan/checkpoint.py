@@ -114,7 +114,8 @@ def load_checkpoint(path) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"checkpoint {path} has an unreadable config ({err})") from None
     if not isinstance(config, dict):
-        raise CheckpointError(f"checkpoint {path}: config must be a JSON object of settings, got {type(config).__name__}")
+        raise CheckpointError(f"checkpoint {path}: config must be a JSON object of settings, got "
+                              f"{type(config).__name__}")
     if arrays["step"].shape != () or arrays["step"].dtype.kind not in "iu" or int(arrays["step"]) < 0:
         raise CheckpointError(f"checkpoint {path}: step must be one non-negative integer, got "
                               f"{arrays['step'].dtype} of shape {arrays['step'].shape}")

@@ -26,8 +26,8 @@ from .models import ARCHS
 def _number(kind, low, high=None, low_open=False, high_open=True):
     """An argparse ``type`` that parses ``kind`` (int or float) and checks its range, so a bad value is reported
     as ``argument --steps: expected an integer >= 1, got '0'`` before any work starts."""
-    ops = ("> " if low_open else ">= ") + str(low) + ("" if high is None else f" and {'<' if high_open else '<='} {high}")
-    what = f"{'an integer' if kind is int else 'a number'} {ops}"
+    bounds = f"{'>' if low_open else '>='} {low}" + ("" if high is None else f" and {'<' if high_open else '<='} {high}")
+    what = f"{'an integer' if kind is int else 'a number'} {bounds}"
 
     def parse(text):
         try:

@@ -386,8 +386,9 @@ class BatchNorm1d(Module):
         if len(shape) != 2 or shape[1] != self.num_features:
             raise ValueError(f"{self.label}: expected input of shape (batch, {self.num_features}), got {shape}")
         if x.dtype != self.gamma.data.dtype:
-            raise TypeError(f"{self.label}: input dtype {x.dtype} differs from the parameters' {self.gamma.data.dtype}; "
-                            f"minigan never promotes silently. Convert the input (x.astype('{self.gamma.data.dtype}'))")
+            dtype = self.gamma.data.dtype
+            raise TypeError(f"{self.label}: input dtype {x.dtype} differs from the parameters' {dtype}; minigan never "
+                            f"promotes silently. Convert the input (x.astype('{dtype}'))")
         if type(x) is not type(self.gamma.data):
             V.same_backend(self.label, x=x, gamma=self.gamma.data)  # a clear TypeError for NumPy/CuPy mixes
         if not self.training:

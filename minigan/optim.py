@@ -25,7 +25,8 @@ class Optimizer:
     def __init__(self, params, **hyper):
         where = type(self).__name__
         if not hasattr(params, "__iter__") or hasattr(params, "params"):
-            raise TypeError(f"{where}: params must be a list of Param, e.g. model.params(), got {type(params).__name__}")
+            raise TypeError(f"{where}: params must be a list of Param, e.g. model.params(), got "
+                            f"{type(params).__name__}")
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{where} got an empty parameter list")

@@ -37,7 +37,7 @@ def float_array(where: str, name: str, a, ndim: int | None = None, nonempty: boo
     if ndim is not None and ndim >= 0 and len(a.shape) != ndim:
         expected = {1: "(features,)", 2: "(batch, features)"}.get(ndim, f"{ndim} dimensions")
         raise ValueError(f"{where}: {name} must have shape {expected}, got shape {tuple(a.shape)}")
-    if nonempty and (len(a.shape) == 0 or a.shape[0] == 0 or a.size == 0):
+    if nonempty and a.size == 0:
         raise ValueError(f"{where}: {name} is empty (shape {tuple(a.shape)}); expected at least one row")
     return a
 
@@ -46,7 +46,8 @@ def shape(where: str, name: str, a, expected: tuple, hint: str = "") -> None:
     """``a.shape`` must equal ``expected`` (``None`` entries match any size)."""
     got = tuple(a.shape)
     if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
-        want = "(" + ", ".join("N" if e is None else str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
+        sizes = ["N" if e is None else str(e) for e in expected]
+        want = f"({sizes[0]},)" if len(sizes) == 1 else "(" + ", ".join(sizes) + ")"
         raise ValueError(f"{where}: {name} must have shape {want}, got {got}{'; ' + hint if hint else ''}")
 
 
