@@ -92,9 +92,10 @@ class Module:
 
     def _check_dy(self, dy, shape, dtype) -> None:
         """``dy`` must look like this module's last output: same shape, dtype and backend."""
-        if getattr(dy, "dtype", None) != dtype or tuple(dy.shape) != tuple(shape):
-            got = f"{getattr(dy, 'dtype', type(dy).__name__)} of shape {tuple(getattr(dy, 'shape', ()))}"
-            error = TypeError if getattr(dy, "dtype", None) != dtype else ValueError
+        is_array = hasattr(dy, "dtype") and hasattr(dy, "shape")  # (NumPy reads a None dtype as float64: test first)
+        if not is_array or dy.dtype != dtype or tuple(dy.shape) != tuple(shape):
+            got = f"{dy.dtype} of shape {tuple(dy.shape)}" if is_array else type(dy).__name__
+            error = TypeError if not is_array or dy.dtype != dtype else ValueError
             raise error(f"{self.label}: backward(dy) expects dy shaped like the forward's output, {dtype} of shape "
                         f"{tuple(shape)}, got {got}")
 

@@ -19,7 +19,8 @@ import numpy as np
 
 from .backend import backend_of
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# A frozenset, not a tuple: ``None in (np.dtype("float64"),)`` is True, since NumPy reads None as float64.
+FLOAT_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
 
 
 def float_array(where: str, name: str, a, ndim: int | None = None, nonempty: bool = False):

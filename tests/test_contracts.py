@@ -280,8 +280,11 @@ def _dense_shape(d):
 
 def _dense_dtype(d):
     W = d.array((3, 2))
-    if d.pick(["bad", "mismatch"]) == "bad":
+    how = d.pick(["bad", "list", "mismatch"])
+    if how == "bad":
         return F.dense_forward(d.bad_dtype(d.batch(f=3)), W)
+    if how == "list":
+        return F.dense_forward(d.batch(f=3).tolist(), W)
     return F.dense_forward(d.batch(f=3, dtype=np.float64), W)
 
 
@@ -806,7 +809,7 @@ CONTRACT = [
     # ---- functional ops
     Row("`F.dense_forward`", "wrong rank or shape", E(ValueError, r"\b(x|b)\b", r"must have shape \("),
         {"F.dense_forward": _dense_shape}),
-    Row("`F.dense_forward`", "integer or float16 input, x and W of different dtypes",
+    Row("`F.dense_forward`", "integer or float16 input, a list, x and W of different dtypes",
         E(TypeError, r"\bx\b", r"float32 or float64|W has"), {"F.dense_forward": _dense_dtype}),
     Row("`F.dense_forward`", "NaN or inf in x", PROPAGATES,
         {"F.dense_forward": lambda d: F.dense_forward(d.nonfinite(d.batch(f=3)), d.array((3, 2)))[0]}),
@@ -825,8 +828,8 @@ CONTRACT = [
         same_as_contiguous(lambda x: _bn(x)[0], d.awkward(d.batch(n=d.int(2, 5)))))}),
     Row(A, "any rank from 1", CORRECT, each(ACTIVATIONS, _act_any_rank)),
     Row(A, "0-d array", E(ValueError, r"\bx\b", "at least one dimension"), each(ACTIVATIONS, _act_0d)),
-    Row(A, "integer or float16 input", E(TypeError, r"\bx\b", "float32 or float64"),
-        each(ACTIVATIONS, lambda d, f: f(d.bad_dtype(d.batch() * 3)))),
+    Row(A, "integer or float16 input, or a list", E(TypeError, r"\bx\b", "float32 or float64"),
+        each(ACTIVATIONS, lambda d, f: f(d.pick([d.bad_dtype(d.batch() * 3), d.batch().tolist()])))),
     Row(A, "NaN or inf", PROPAGATES, each(ACTIVATIONS, _activation_nan)),
     Row(A, "empty batch", CORRECT, each(ACTIVATIONS, _act_empty)),
     Row(A, "non-contiguous or read-only x", CORRECT,
