@@ -125,11 +125,10 @@ class SGD(Optimizer):
             if self.momentum:
                 state = self.state.setdefault(p, {})
                 buf = state.get("momentum_buffer")
-                if buf is not None:
-                    self._check_state(p, state, "momentum_buffer")
                 if buf is None:
                     buf = state["momentum_buffer"] = g.copy()
                 else:
+                    self._check_state(p, state, "momentum_buffer")
                     buf *= self.momentum
                     buf += g
                 g = g + self.momentum * buf if self.nesterov else buf
