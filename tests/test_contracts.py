@@ -46,11 +46,13 @@ class Raises:
 
     def __init__(self, error, *names):
         self.error, self.names = error, names
+        errors = error if isinstance(error, tuple) else (error,)
+        self.expected = " or ".join(e.__name__ for e in errors)
 
     def verify(self, outcome):
         kind, value = outcome
-        assert kind == "raised", f"expected {self.error.__name__}, but the call returned {value!r}"
-        assert isinstance(value, self.error), f"expected {self.error.__name__}, got {type(value).__name__}: {value}"
+        assert kind == "raised", f"expected {self.expected}, but the call returned {value!r}"
+        assert isinstance(value, self.error), f"expected {self.expected}, got {type(value).__name__}: {value}"
         message = str(value)
         for pattern in self.names:
             assert re.search(pattern, message), f"{type(value).__name__} message lacks {pattern!r}: {message}"
