@@ -1043,15 +1043,12 @@ def test_doc_and_sweep_list_the_same_rows():
 
 
 def test_a_removed_check_fails_its_row(monkeypatch):
-    """The sweep can fail: with the loss check switched off, the empty-batch row of the losses is violated (the
-    loss is NaN after a "mean of empty slice" warning, and no error names the prediction)."""
-    from minigan import validate
-
-    monkeypatch.setattr(validate, "float_array", lambda where, name, a, **kw: a)
-    row = _BY_KEY[(L, "empty batch")]
-    with pytest.raises(AssertionError, match="expected ValueError, but the call returned"):
-        with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
-            row.expect.verify(_outcome(lambda: row.cases["F.mse_forward"](Draw(None))))
+    """The sweep can fail: without the optimizer's state check, the row "model moved or cast after the optimizer
+    stepped" is violated (the step silently runs float64 parameters on float32 moments)."""
+    monkeypatch.setattr(optim.Optimizer, "_check_state", lambda self, p, state, slot: None)
+    row = _BY_KEY[("`Optimizer.step`", "model moved or cast after the optimizer stepped")]
+    with pytest.raises(AssertionError, match="expected RuntimeError, but the call returned"):
+        row.expect.verify(_outcome(lambda: row.cases["step"](Draw(None))))
 
 
 def test_a_message_naming_something_else_fails_its_row():
