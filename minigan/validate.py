@@ -39,7 +39,7 @@ def float_array(where: str, name: str, a, ndim: int | None = None, nonempty: boo
         expected = {1: "(features,)", 2: "(batch, features)"}.get(ndim, f"{ndim} dimensions")
         raise ValueError(f"{where}: {name} must have shape {expected}, got shape {tuple(a.shape)}")
     if nonempty and a.size == 0:
-        raise ValueError(f"{where}: {name} is empty (shape {tuple(a.shape)}); expected at least one row")
+        raise ValueError(f"{where}: empty batch ({name} of shape {tuple(a.shape)}); expected at least one row")
     return a
 
 
