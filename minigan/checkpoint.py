@@ -87,7 +87,16 @@ def load_checkpoint(path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+    except ValueError as err:
+        if "Object arrays" not in str(err):  # a file that is not an npz at all also mentions allow_pickle
+            raise CheckpointError(f"checkpoint {path} is corrupt or truncated (ValueError: {err}). It cannot be "
+                                  "resumed; delete it and start the run again, or use a copy you kept.") from None
+        raise CheckpointError(
+            f"checkpoint {path} holds a pickled (object) array, which minigan never loads: unpickling can run "
+            "arbitrary code. A minigan checkpoint holds plain numeric arrays only; this file was not written by "
+            "`minigan train`, or was tampered with."
+        ) from None
+    except (zipfile.BadZipFile, EOFError, OSError) as err:
         raise CheckpointError(
             f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {err}). It cannot be resumed; "
             "delete it and start the run again, or use a copy you kept."
@@ -104,4 +113,10 @@ def load_checkpoint(path) -> dict:
         config = json.loads(arrays["config"].tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"checkpoint {path} has an unreadable config ({err})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"checkpoint {path}: config must be a JSON object of settings, got "
+                              f"{type(config).__name__}")
+    if arrays["step"].shape != () or arrays["step"].dtype.kind not in "iu" or int(arrays["step"]) < 0:
+        raise CheckpointError(f"checkpoint {path}: step must be one non-negative integer, got "
+                              f"{arrays['step'].dtype} of shape {arrays['step'].shape}")
     return dict(groups, step=int(arrays["step"]), rng=rng_from_array(arrays["rng/noise"]), config=config, path=path)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -18,37 +19,67 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .backend import BACKENDS
+from .data import DATASET_NAMES
+from .models import ARCHS
+
+
+def _number(kind, low, high=None, low_open=False, high_open=True):
+    """An argparse ``type`` that parses ``kind`` (int or float) and checks its range, so a bad value is reported
+    as ``argument --steps: expected an integer >= 1, got '0'`` before any work starts."""
+    bounds = f"{'>' if low_open else '>='} {low}" + ("" if high is None else f" and {'<' if high_open else '<='} {high}")
+    what = f"{'an integer' if kind is int else 'a number'} {bounds}"
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if (value is None or not math.isfinite(value) or value < low or (low_open and value == low)
+                or (high is not None and (value > high or (high_open and value == high)))):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+_COUNT = _number(int, 1)  # steps, batch size, ...
+_SEED = _number(int, 0)
+_RATE = _number(float, 0, low_open=True)  # learning rates, epochs
+_FRACTION = _number(float, 0, 1)  # beta1, label smoothing: [0, 1)
+_STD = _number(float, 0)
 
 
 def _train_parser(sub):
     p = sub.add_parser("train", help="train a GAN and write pictures, metrics and a checkpoint into a run folder",
                        description="Train a GAN. Unset options take the dataset's defaults (see README).")
-    p.add_argument("--dataset", default=None, help="digits (bundled, default), mnist, fashion-mnist, ring8, grid25, "
+    p.add_argument("--dataset", default=None, choices=DATASET_NAMES, help="digits (bundled, default), mnist, fashion-mnist, ring8, grid25, "
                                                    "moons, spiral")
-    p.add_argument("--arch", default=None, help="mlp (images, default), seed (the classic 100-256-784 MLP), "
+    p.add_argument("--arch", default=None, choices=ARCHS, help="mlp (images, default), seed (the classic 100-256-784 MLP), "
                                                 "toy (2-D, default), pacgan")
     steps = p.add_mutually_exclusive_group()
-    steps.add_argument("--steps", type=int, default=None, help="total generator steps of the run")
-    steps.add_argument("--epochs", type=float, default=None, help="passes over the data instead of --steps")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr-g", type=float, default=None, help="generator Adam learning rate")
-    p.add_argument("--lr-d", type=float, default=None, help="discriminator Adam learning rate")
-    p.add_argument("--beta1", type=float, default=None, help="Adam beta1 (0.5 as in DCGAN by default)")
+    steps.add_argument("--steps", type=_COUNT, default=None, help="total generator steps of the run")
+    steps.add_argument("--epochs", type=_RATE, default=None, help="passes over the data instead of --steps")
+    p.add_argument("--batch-size", type=_COUNT, default=None)
+    p.add_argument("--lr-g", type=_RATE, default=None, help="generator Adam learning rate")
+    p.add_argument("--lr-d", type=_RATE, default=None, help="discriminator Adam learning rate")
+    p.add_argument("--beta1", type=_FRACTION, default=None, help="Adam beta1 (0.5 as in DCGAN by default)")
     p.add_argument("--lr-decay", choices=["none", "linear"], default=None,
                    help="learning-rate schedule: none, or linear (constant, then linearly towards 0 over the "
                         "second half; the last step runs at 2/steps of the rate)")
     p.add_argument("--loss", choices=["nonsaturating", "minimax"], default=None,
                    help="generator loss: nonsaturating -E[log D(G(z))] (default) or minimax E[log(1-D(G(z)))]")
-    p.add_argument("--d-steps", type=int, default=None, help="discriminator steps per generator step")
-    p.add_argument("--label-smoothing", type=float, default=None, help="one-sided: real targets 1-s")
-    p.add_argument("--instance-noise", type=float, default=None, help="std of Gaussian noise on D's inputs")
-    p.add_argument("--pack", type=int, default=None, help="PacGAN packing degree m (D judges m samples at once)")
-    p.add_argument("--backend", default=None, help="numpy (default), cupy, or auto; also $MINIGAN_BACKEND")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--d-steps", type=_COUNT, default=None, help="discriminator steps per generator step")
+    p.add_argument("--label-smoothing", type=_FRACTION, default=None, help="one-sided: real targets 1-s")
+    p.add_argument("--instance-noise", type=_STD, default=None, help="std of Gaussian noise on D's inputs")
+    p.add_argument("--pack", type=_COUNT, default=None, help="PacGAN packing degree m (D judges m samples at once)")
+    p.add_argument("--backend", default=None, type=str.lower, choices=BACKENDS, help="numpy (default), cupy, or auto; also $MINIGAN_BACKEND")
+    p.add_argument("--seed", type=_SEED, default=None)
     p.add_argument("--out", default=None, help="run folder (default runs/<dataset>-<arch>-<time>)")
     p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its checkpoint")
-    p.add_argument("--sample-every", type=int, default=None, help="steps between sample grids and checkpoints")
-    p.add_argument("--log-every", type=int, default=None, help="steps between metrics.jsonl rows")
+    p.add_argument("--sample-every", type=_COUNT, default=None, help="steps between sample grids and checkpoints")
+    p.add_argument("--log-every", type=_COUNT, default=None, help="steps between metrics.jsonl rows")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST/Fashion-MNIST .gz files "
                                                     "(else $MINIGAN_DATA_DIR, then the cache, then download)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -113,21 +144,24 @@ def main(argv=None) -> int:
     _train_parser(sub)
     s = sub.add_parser("sample", help="draw samples from a saved generator")
     s.add_argument("checkpoint", help="a run folder or its checkpoint.npz")
-    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-n", type=_COUNT, default=64, help="number of samples (default 64)")
+    s.add_argument("--seed", type=_SEED, default=0)
     s.add_argument("--out", default=None, help="PNG path (default: beside the checkpoint)")
     s.add_argument("--npy", default=None, help="also save the raw samples as an (n, features) .npy")
-    s.add_argument("--backend", default=None)
+    s.add_argument("--backend", default=None, type=str.lower, choices=BACKENDS)
     e = sub.add_parser("evaluate", help="measure a trained generator against the real data")
     e.add_argument("run", help="a run folder or its checkpoint.npz")
-    e.add_argument("-n", type=int, default=None, help="samples to draw (default 2,500 for 2-D, 10,000 for images)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("-n", type=_COUNT, default=None, help="samples to draw (default 2,500 for 2-D, 10,000 for images)")
+    e.add_argument("--seed", type=_SEED, default=0)
     e.add_argument("--data-dir", default=None)
-    e.add_argument("--backend", default=None)
+    e.add_argument("--backend", default=None, type=str.lower, choices=BACKENDS)
     from .assignments import cli as assign_cli
 
     assign_cli.add_parser(sub)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse printed the usage and "argument --x: ..." (or --help / --version)
+        return stop.code
     handlers = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate, "assign": assign_cli.run}
     try:
         return handlers[args.command](args)
@@ -137,8 +171,7 @@ def main(argv=None) -> int:
         from .data import DatasetError
         from .train import TrainingDiverged
 
-        if isinstance(err, (BackendError, CheckpointError, DatasetError, TrainingDiverged, ValueError,
-                            FileNotFoundError)):
+        if isinstance(err, (BackendError, CheckpointError, DatasetError, TrainingDiverged, ValueError, OSError)):
             print(f"minigan {args.command}: error: {err}", file=sys.stderr)
             return 2
         raise

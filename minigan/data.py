@@ -70,6 +70,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import validate as V
 from .mnist_files import (
     ALL_FILES,
     DEFAULT_TIMEOUT,
@@ -212,8 +213,9 @@ def images_to_model_scale(images: np.ndarray, scale: str = "tanh") -> np.ndarray
         float32, shape ``(N, 784)``.
     """
     _check_scale(scale)
-    if images.dtype != np.uint8:
-        raise TypeError(f"expected uint8 images, got {images.dtype} (already scaled?)")
+    if getattr(images, "dtype", None) != np.uint8:
+        raise TypeError(f"images_to_model_scale: expected uint8 images, got {getattr(images, 'dtype', type(images))} "
+                        "(already scaled?)")
     x = images.reshape(len(images), -1).astype(np.float32)  # (N, 784)
     if scale == "tanh":
         return (x - np.float32(127.5)) / np.float32(127.5)
@@ -293,19 +295,12 @@ def sample_spiral(n: int, rng: np.random.Generator, noise: float = 0.02,
 
 
 def _check_batch_args(step, batch_size) -> tuple[int, int]:
-    step, batch_size = operator.index(step), operator.index(batch_size)
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return step, batch_size
+    step = V.integer("Dataset.batch", "step", step, minimum=0)
+    return step, V.integer("Dataset.batch", "batch_size", batch_size, minimum=1)
 
 
 def _check_seed(seed) -> int:
-    seed = operator.index(seed)
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
-    return seed
+    return V.integer("dataset", "seed", seed, minimum=0)
 
 
 def _eval_rng(seed: int) -> np.random.Generator:
@@ -436,7 +431,7 @@ class ImageDataset(Dataset):
         return images_to_model_scale(self._flat[rows], self.scale)  # (B, 784) float32
 
     def real_samples(self, n: int, seed: int = 0) -> np.ndarray:
-        n = operator.index(n)
+        n = V.integer("Dataset.real_samples", "n", n, minimum=0)
         if not 0 <= n <= self.num_examples:
             raise ValueError(f"n must be in [0, {self.num_examples}], got {n}")
         rows = _eval_rng(_check_seed(seed)).choice(self.num_examples, size=n,
@@ -486,7 +481,8 @@ class ToyDataset(Dataset):
 
     def real_samples(self, n: int, seed: int = 0) -> np.ndarray:
         rng = _eval_rng(_check_seed(seed))
-        return self.sampler(operator.index(n), rng).astype(np.float32, copy=False)
+        n = V.integer("Dataset.real_samples", "n", n, minimum=0)
+        return self.sampler(n, rng).astype(np.float32, copy=False)
 
 
 _TOYS = {

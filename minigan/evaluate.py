@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend, data, metrics, models
-from .checkpoint import atomic_write, load_checkpoint
+from .checkpoint import CheckpointError, atomic_write, load_checkpoint
 
 GOODFELLOW_PARZEN = {"parzen_ll": 225.0, "parzen_se": 2.0}  # Goodfellow et al. 2014, Table 1, MNIST
 
@@ -22,8 +22,16 @@ def load_generator(checkpoint, backend_name: str | None = None):
     """``(generator, config, checkpoint path)`` rebuilt from a run folder or its checkpoint.npz, in eval mode."""
     ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
+    missing = [k for k in ("arch", "data_dim", "noise_dim", "pack", "data_kind", "dataset") if k not in cfg]
+    if missing:
+        raise CheckpointError(f"checkpoint {ckpt['path']}: its config lacks {missing}; it was not written by "
+                              "`minigan train`")
     G, _ = models.build_models(cfg["arch"], cfg["data_dim"], rng=0, noise_dim=cfg["noise_dim"], pack=cfg["pack"])
-    G.load_state_dict(ckpt["G"])
+    try:
+        G.load_state_dict(ckpt["G"])
+    except ValueError as err:
+        raise CheckpointError(f"checkpoint {ckpt['path']}: the generator's weights do not fit its {cfg['arch']} "
+                              f"architecture: {err}") from None
     return G.to(backend.resolve(backend_name)).eval(), cfg, ckpt["path"]  # eval: batch norm's running statistics
 
 

@@ -18,7 +18,9 @@ NumPy and on CuPy; dtypes are preserved (float32 in, float32 out).
 from __future__ import annotations
 
 import math
+import numbers
 
+from . import validate as V
 from .backend import xp_of
 
 # --------------------------------------------------------------------------------------------------- layers
@@ -31,10 +33,26 @@ def dense_forward(x, W, b=None):
 
     Derivation: docs/derivations.md#dense
     """
+    if (getattr(x, "dtype", None) not in V.FLOAT_DTYPES or x.dtype != W.dtype or x.ndim != 2 or W.ndim != 2
+            or x.shape[1] != W.shape[0] or type(x) is not type(W) or (b is not None and b.shape != W.shape[1:])):
+        _check_dense(x, W, b)  # says what is wrong, or returns for a harmless case (a NumPy subclass)
     y = x @ W  # (N, out)
     if b is not None:
         y += b  # broadcast over the batch; in place, no temporary
     return y, (x, W)
+
+
+def _check_dense(x, W, b):
+    """The slow path of dense_forward's guard: say exactly what is wrong (or nothing, for a NumPy subclass)."""
+    V.float_array("dense_forward", "x", x, ndim=2)
+    V.float_array("dense_forward", "W", W, ndim=2)
+    V.shape("dense_forward", "x", x, (None, W.shape[0]), f"W {tuple(W.shape)} takes {W.shape[0]} input features")
+    V.same_backend("dense_forward", x=x, W=W, b=b)
+    if x.dtype != W.dtype:
+        raise TypeError(f"dense_forward: x has dtype {x.dtype} but W has {W.dtype}; minigan never promotes silently, "
+                        f"convert one of them (x.astype(W.dtype))")
+    if b is not None:
+        V.shape("dense_forward", "b", b, (W.shape[1],))
 
 
 def dense_backward(dy, cache):
@@ -65,6 +83,7 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
 
     Derivation: docs/derivations.md#batch-norm
     """
+    _check_batchnorm(x, gamma, beta)
     mu = x.mean(axis=0)  # (F,)
     centred = x - mu  # (N, F)
     var = (centred * centred).mean(axis=0)  # (F,) biased: the normalisation uses the batch as it is
@@ -72,6 +91,16 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
     xhat = centred * inv_std  # (N, F)
     y = xhat * gamma + beta  # (N, F)
     return y, (xhat, gamma, inv_std, mu, var)
+
+
+def _check_batchnorm(x, gamma, beta):
+    V.float_array("batchnorm_forward", "x", x, ndim=2)
+    if x.shape[0] < 2:
+        raise ValueError(f"batchnorm_forward: x must have at least 2 rows to have a variance, got shape {x.shape}")
+    for name, a in (("gamma", gamma), ("beta", beta)):
+        V.float_array("batchnorm_forward", name, a)
+        V.shape("batchnorm_forward", name, a, (x.shape[1],))
+    V.same_backend("batchnorm_forward", x=x, gamma=gamma, beta=beta)
 
 
 def batchnorm_backward(dy, cache):
@@ -102,6 +131,8 @@ def relu_forward(x, out=None):
 
     Derivation: docs/derivations.md#activations
     """
+    if getattr(x, "dtype", None) not in V.FLOAT_DTYPES or not x.ndim:
+        V.float_array("relu_forward", "x", x, ndim=-1)
     y = xp_of(x).maximum(x, 0, out=out)  # same shape and dtype as x
     return y, y
 
@@ -126,6 +157,8 @@ def leaky_relu_forward(x, slope=0.2, out=None):
 
     Derivation: docs/derivations.md#activations
     """
+    if getattr(x, "dtype", None) not in V.FLOAT_DTYPES or not x.ndim:
+        V.float_array("leaky_relu_forward", "x", x, ndim=-1)
     check_leaky_slope(slope)
     xp = xp_of(x)
     if 0 <= slope < 1:
@@ -141,10 +174,9 @@ def leaky_relu_forward(x, slope=0.2, out=None):
 
 def check_leaky_slope(slope) -> float:
     """``slope`` as a float; a ValueError unless it is a finite number >= 0 (see ``leaky_relu_forward``)."""
-    try:
-        value = float(slope)
-    except (TypeError, ValueError):
-        raise TypeError(f"leaky_relu: slope must be a number, got {type(slope).__name__} {slope!r}") from None
+    if isinstance(slope, bool) or not isinstance(slope, numbers.Real):  # "0.2" or True is a slip, not a slope
+        raise TypeError(f"leaky_relu: slope must be a number, got {type(slope).__name__} {slope!r}")
+    value = float(slope)
     if not (value >= 0 and math.isfinite(value)):
         raise ValueError(f"leaky_relu: slope must be a finite number >= 0, got {slope!r}. The backward pass reads "
                          "its mask from the output (y > 0), which equals x > 0 only for a non-negative slope.")
@@ -177,6 +209,8 @@ def sigmoid_forward(x, out=None):
 
     Derivation: docs/derivations.md#activations
     """
+    if getattr(x, "dtype", None) not in V.FLOAT_DTYPES or not x.ndim:
+        V.float_array("sigmoid_forward", "x", x, ndim=-1)
     xp = xp_of(x)
     positive = x >= 0  # (N, F) mask, taken before an in-place write can change x
     y = xp.abs(x, out=out)  # (N, F), same dtype as x; the steps below reuse this buffer
@@ -207,6 +241,8 @@ def tanh_forward(x, out=None):
 
     Derivation: docs/derivations.md#activations
     """
+    if getattr(x, "dtype", None) not in V.FLOAT_DTYPES or not x.ndim:
+        V.float_array("tanh_forward", "x", x, ndim=-1)
     y = xp_of(x).tanh(x, out=out)
     return y, y
 
@@ -236,8 +272,13 @@ def _count(name, pred) -> int:
     return pred.size
 
 
-def _check_target(name, pred, target):
-    """Same shape as pred, and the same dtype (a float64 target would silently promote a float32 loss); not empty."""
+def _check_target(name, pred, target, pred_name="pred"):
+    """Same shape as pred, and the same dtype (a float64 target would silently promote a float32 loss)."""
+    V.float_array(name, pred_name, pred, nonempty=True)
+    if not hasattr(target, "shape"):
+        raise TypeError(f"{name}: target must be an array shaped like {pred_name} {tuple(pred.shape)}, got "
+                        f"{type(target).__name__}")
+    V.same_backend(name, **{pred_name: pred, "target": target})
     _count(name, pred)
     if tuple(target.shape) != tuple(pred.shape):
         raise ValueError(
@@ -265,7 +306,7 @@ def bce_with_logits_forward(z, y):
 
     Derivation: docs/derivations.md#bce-from-logits
     """
-    y = _check_target("bce_with_logits", z, y)
+    y = _check_target("bce_with_logits", z, y, "z")
     loss = (softplus(z) - y * z).mean()
     return xp_of(z).asarray(loss, dtype=z.dtype), (z, y)
 
@@ -291,7 +332,7 @@ def bce_forward(p, y):
     Derivation: docs/derivations.md#bce-on-probabilities
     """
     xp = xp_of(p)
-    y = _check_target("bce", p, y)
+    y = _check_target("bce", p, y, "p")
     loss = -(y * xp.log(p) + (1 - y) * xp.log(1 - p)).mean()
     return xp.asarray(loss, dtype=p.dtype), (p, y)
 
@@ -332,15 +373,19 @@ def softmax_cross_entropy_forward(logits, labels):
 
     Derivation: docs/derivations.md#softmax-cross-entropy
     """
+    V.float_array("softmax_cross_entropy", "logits", logits, ndim=2, nonempty=True)
+    V.same_backend("softmax_cross_entropy", logits=logits, labels=labels)
     xp = xp_of(logits)
-    if logits.ndim != 2:
-        raise ValueError(f"softmax_cross_entropy: logits must be (N, C), got shape {tuple(logits.shape)}")
     _count("softmax_cross_entropy", logits)
     if labels.shape != (logits.shape[0],) or labels.dtype.kind not in "iu":
         raise ValueError(
             f"softmax_cross_entropy: labels must be integers of shape ({logits.shape[0]},), got "
             f"{labels.dtype} of shape {tuple(labels.shape)}"
         )
+    low, high = int(labels.min()), int(labels.max())  # one host read each: a bad label would index out of range
+    if low < 0 or high >= logits.shape[1]:
+        raise ValueError(f"softmax_cross_entropy: labels must be class indices in [0, {logits.shape[1]}) for "
+                         f"{logits.shape[1]} logits per row, got values from {low} to {high}")
     shifted = logits - logits.max(axis=1, keepdims=True)  # (N, C), max 0 per row
     exp = xp.exp(shifted)  # (N, C)
     sum_exp = exp.sum(axis=1, keepdims=True)  # (N, 1)

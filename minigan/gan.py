@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional as F
+from . import validate as V
 from .backend import backend_of, to_device, to_numpy, xp_of
 from .init import as_rng
 
@@ -70,6 +71,29 @@ def _zero_grad(params) -> None:
         p.zero_grad()
 
 
+def _check_players(G, D, g_optimizer, d_optimizer) -> None:
+    """Two modules, and each optimizer built on exactly its own model's parameters."""
+    for name, model in (("generator", G), ("discriminator", D)):
+        if not hasattr(model, "params") or not hasattr(model, "backward"):
+            raise TypeError(f"GAN: {name} must be a minigan Module, got {type(model).__name__}")
+    for name, opt, model, who in (("g_optimizer", g_optimizer, G, "generator"),
+                                  ("d_optimizer", d_optimizer, D, "discriminator")):
+        if {id(p) for p in getattr(opt, "params", ())} != {id(p) for p in model.params()}:
+            raise ValueError(f"GAN: {name} must be built on {who}.params() (the same Param objects), but its "
+                             f"parameters differ: were the optimizers swapped, or the {who} changed after its "
+                             f"optimizer was built? Build it as e.g. optim.Adam({who}.params(), ...)")
+
+
+def _check_stepped(optimizer, name: str) -> None:
+    """After a backward pass every trainable parameter of the optimizer has a gradient, unless the model was changed
+    (a layer replaced) after the optimizer was built: its old parameters no longer take part."""
+    for p in optimizer.params:
+        if p.grad is None and p.requires_grad:
+            raise RuntimeError(f"GAN.train_step: {name} parameter '{p.name}' {p.shape} got no gradient: the model no "
+                               f"longer uses it. Was a layer replaced after the optimizer was built? Build the "
+                               "optimizers (and the GAN) again from the changed models' params().")
+
+
 def pack(x, m: int):
     """PacGAN packing (Lin et al., 2018): ``(N, d) -> (N/m, m*d)``, m consecutive samples judged as one.
 
@@ -111,14 +135,15 @@ class GAN:
                  instance_noise: float = 0.0, pack: int = 1):
         if loss not in GENERATOR_LOSSES:
             raise ValueError(f"unknown generator loss {loss!r}: choose one of {', '.join(GENERATOR_LOSSES)}")
-        if d_steps < 1 or pack < 1 or not 0 <= label_smoothing < 1 or instance_noise < 0:
-            raise ValueError("GAN: need d_steps >= 1, pack >= 1, 0 <= label_smoothing < 1, instance_noise >= 0")
+        _check_players(generator, discriminator, g_optimizer, d_optimizer)
         self.G, self.D = generator, discriminator
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
-        self.noise_dim, self.loss = int(noise_dim), loss
+        self.noise_dim, self.loss = V.integer("GAN", "noise_dim", noise_dim), loss
         self.rng = as_rng(rng)
-        self.d_steps, self.label_smoothing = int(d_steps), float(label_smoothing)
-        self.instance_noise, self.pack = float(instance_noise), int(pack)
+        self.d_steps = V.integer("GAN", "d_steps", d_steps)
+        self.label_smoothing = V.real("GAN", "label_smoothing", label_smoothing, low=0, high=1, high_open=True)
+        self.instance_noise = V.real("GAN", "instance_noise", instance_noise, low=0)
+        self.pack = V.integer("GAN", "pack", pack)
         self._targets = {}  # (n, dtype, backend) -> stacked D targets, built once
 
     def _walk(self, model):
@@ -219,6 +244,26 @@ class GAN:
         self.G.backward(dx.reshape(fake.shape), need_input_grad=False)  # z needs no gradient
         return {"g_loss": loss}
 
+    def _check_real(self, real) -> None:
+        """A real batch: an (N, d) array of the models' dtype, on their backend, with d the features D expects."""
+        where = "GAN.train_step"
+        if not hasattr(real, "shape") or not hasattr(real, "dtype"):
+            raise TypeError(f"{where}: real_batches must be an (N, d) array or a list of d_steps such arrays, got "
+                            f"a {type(real).__name__} inside")
+        if real.dtype != self.dtype:
+            raise TypeError(f"{where}: real_batches have dtype {real.dtype}, expected {self.dtype} (the models' "
+                            f"dtype); convert with .astype('{self.dtype}')")
+        # (N, d) vectors, or (N, C, H, W) images for convolutional nets; PacGAN packing needs flat vectors
+        if self.pack > 1 or len(real.shape) < 2:
+            V.float_array(where, "real_batches", real, ndim=2)
+        V.same_backend(where, real_batches=real, discriminator=self._params(self.D)[0].data)
+        layers = self._walk(self.D)[2]
+        first = next((m for m in layers if hasattr(m, "in_features") or hasattr(m, "in_channels")), None)
+        d_in = getattr(first, "in_features", None)  # a convolutional D checks its own input's channels
+        if d_in is not None and (len(real.shape) != 2 or real.shape[1] * self.pack != d_in):
+            raise ValueError(f"{where}: real_batches must be (N, {d_in // self.pack}) (the discriminator takes "
+                             f"{d_in} features = pack {self.pack} x {d_in // self.pack}), got shape {real.shape}")
+
     # ------------------------------------------------------------------ the step
     def train_step(self, real_batches, to_host: bool = True) -> dict:
         """One generator update after ``d_steps`` discriminator updates.
@@ -231,6 +276,7 @@ class GAN:
         if len(batches) != self.d_steps:
             raise ValueError(f"train_step needs {self.d_steps} real batch(es) (d_steps), got {len(batches)}")
         for i, real in enumerate(batches):
+            self._check_real(real)
             n = real.shape[0]
             if n == 0:
                 raise ValueError(f"train_step: real_batches[{i}] is empty (shape {tuple(real.shape)}); each real "
@@ -241,11 +287,13 @@ class GAN:
             noise = self._instance_noise(2 * n, real.shape[1])
             _zero_grad(self._params(self.D))
             stats = self.discriminator_gradients(real, z, noise)
+            _check_stepped(self.d_optimizer, "d_optimizer")
             self.d_optimizer.step()
         n = batches[-1].shape[0]
         z = self.sample_noise(n)
         noise = self._instance_noise(n, batches[-1].shape[1])
         _zero_grad(self._params(self.G))
         stats.update(self.generator_gradients(z, noise))
+        _check_stepped(self.g_optimizer, "g_optimizer")
         self.g_optimizer.step()
         return {k: float(to_numpy(v)) for k, v in stats.items()} if to_host else stats

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import validate as V
 from .backend import to_numpy, xp_of
 
 DEFAULTS = dict(eps=1e-6, atol=1e-5, rtol=1e-3)
@@ -275,6 +276,23 @@ def _look_closer(f, array, idx, f0, eps, gap, atol, rtol):
     return not curvature, numeric
 
 
+def _check_call(where, eps, atol, rtol, max_elements, **inputs) -> None:
+    """Tolerances are positive numbers, and every array to differentiate holds only finite values."""
+    V.real(where, "eps", eps, low=0, low_open=True)
+    V.real(where, "atol", atol, low=0)
+    V.real(where, "rtol", rtol, low=0)
+    V.integer(where, "max_elements", max_elements)
+    for name, a in inputs.items():
+        if not hasattr(a, "dtype"):
+            raise TypeError(f"{where}: {name} must be a NumPy or CuPy array, got {type(a).__name__}")
+        V.finite(where, name, a)
+
+
+def _real_as_float64(a):
+    """A float64 copy of any real array (integers too: a check perturbs the input, so it must be a float)."""
+    return a.astype("float64", order="C") if a.dtype.kind in "iub" else _as_float64(a)
+
+
 def _finish(result: GradCheckResult, raise_exception: bool) -> GradCheckResult:
     return result.raise_if_failed() if raise_exception else result
 
@@ -290,6 +308,8 @@ def check_function(forward, backward, inputs, *, wrt=None, names=None, eps=DEFAU
     return one gradient per input or one per checked input. ``names`` defaults to ``d`` + the forward's parameter
     names (``dx``, ``dW``, ``db`` for ``dense_forward(x, W, b)``).
     """
+    _check_call("check_function", eps, atol, rtol, max_elements,
+                **{f"inputs[{i}]": a for i, a in enumerate(inputs) if hasattr(a, "dtype") and a.dtype.kind == "f"})
     rng = np.random.default_rng(seed)
     inputs = [_as_float64(a) for a in inputs]
     if wrt is None:
@@ -328,9 +348,10 @@ def check_module(module, x, *, dout=None, eps=DEFAULTS["eps"], atol=DEFAULTS["at
 
     The module itself is not touched: a float64 deep copy is checked, on the module's own backend (NumPy or CuPy).
     """
+    _check_call("check_module", eps, atol, rtol, max_elements, x=x)
     rng = np.random.default_rng(seed)
     m = copy.deepcopy(module).to(dtype="float64")
-    x = _as_float64(x)
+    x = _real_as_float64(x)
     out = m.forward(x)
     xp = xp_of(out)
     dout = _random_like(xp, out, rng) if dout is None else xp.asarray(dout, dtype="float64")
@@ -357,8 +378,9 @@ def check_module(module, x, *, dout=None, eps=DEFAULTS["eps"], atol=DEFAULTS["at
 def check_loss(loss, pred, target, *, eps=DEFAULTS["eps"], atol=DEFAULTS["atol"], rtol=DEFAULTS["rtol"],
                max_elements=256, seed=0, raise_exception=True) -> GradCheckResult:
     """Check a loss module: ``loss.backward()`` against finite differences of ``loss.forward(pred, target)``."""
+    _check_call("check_loss", eps, atol, rtol, max_elements, pred=pred)
     rng = np.random.default_rng(seed)
-    pred, target = _as_float64(pred), _as_float64(target)
+    pred, target = _real_as_float64(pred), _as_float64(target)
     loss.forward(pred, target)
     dpred = loss.backward()
 
@@ -382,11 +404,12 @@ def check_gan_step(gan, real, *, eps=DEFAULTS["eps"], atol=DEFAULTS["atol"], rto
     itself -- the stacking of real and fake, the targets, the factor 2 of ``L_D``, the loss sign, the gradient
     through D into G, packing -- not just each layer.
     """
+    _check_call("check_gan_step", eps, atol, rtol, max_elements, real=real)
     rng = np.random.default_rng(seed)
     g = copy.copy(gan)
     g.G, g.D = copy.deepcopy(gan.G).to(dtype="float64"), copy.deepcopy(gan.D).to(dtype="float64")
     g._targets = {}
-    real = _as_float64(real)
+    real = _real_as_float64(real)
     xp = xp_of(real)
     n, d = real.shape
     z_d, z_g = (xp.asarray(rng.standard_normal((n, gan.noise_dim))) for _ in range(2))

@@ -20,6 +20,7 @@ import sys
 import numpy as np
 
 from . import functional as F
+from . import validate as V
 from .backend import backend_of, to_device, to_numpy, xp_of
 from .init import INITIALIZERS, as_rng
 
@@ -88,6 +89,15 @@ class Module:
 
     def _save_cache(self, cache) -> None:
         self._cache = cache
+
+    def _check_dy(self, dy, shape, dtype) -> None:
+        """``dy`` must look like this module's last output: same shape, dtype and backend."""
+        is_array = hasattr(dy, "dtype") and hasattr(dy, "shape")  # (NumPy reads a None dtype as float64: test first)
+        if not is_array or dy.dtype != dtype or tuple(dy.shape) != tuple(shape):
+            got = f"{dy.dtype} of shape {tuple(dy.shape)}" if is_array else type(dy).__name__
+            error = TypeError if not is_array or dy.dtype != dtype else ValueError
+            raise error(f"{self.label}: backward(dy) expects dy shaped like the forward's output, {dtype} of shape "
+                        f"{tuple(shape)}, got {got}")
 
     def _pop_cache(self):
         """Hand the last forward's cache to backward, exactly once."""
@@ -199,6 +209,9 @@ class Module:
         parameters. Returns self, so ``model = build(...).to("cupy")`` reads naturally.
         """
 
+        if dtype is not None:
+            dtype = V.float_dtype(f"{type(self).__name__}.to", "dtype", dtype)
+
         def move(a):
             if backend is not None:
                 a = to_device(a, backend)
@@ -295,10 +308,10 @@ class Module:
 
 
 def _loaded_like(value, current, name):
-    value = to_numpy(value)
+    value = np.array(to_numpy(value), dtype=current.dtype)  # a copy: the model must not share the caller's arrays
     if tuple(value.shape) != tuple(current.shape):
         raise ValueError(f"'{name}': saved shape {tuple(value.shape)} does not match the model's {tuple(current.shape)}")
-    return to_device(value.astype(current.dtype, copy=False), backend_of(current))
+    return to_device(value, backend_of(current))
 
 
 def _first_in_features(module):
@@ -330,7 +343,9 @@ class Dense(Module):
         super().__init__()
         if init not in INITIALIZERS:
             raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INITIALIZERS)}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = V.integer("Dense", "in_features", in_features)
+        self.out_features = V.integer("Dense", "out_features", out_features)
+        dtype = V.float_dtype("Dense", "dtype", dtype)
         self.W = Param(INITIALIZERS[init](as_rng(rng), self.in_features, self.out_features, dtype=dtype), "W")
         self.b = Param(np.zeros(self.out_features, dtype=dtype), "b") if bias else None
 
@@ -355,7 +370,8 @@ class Dense(Module):
                 f"promotes silently. Convert the input (x.astype('{self.W.data.dtype}')) or the model "
                 f"(model.to(dtype='{x.dtype}'))."
             )
-        xp_of(x, self.W.data)  # raises a clear TypeError for NumPy/CuPy mixes
+        if type(x) is not type(self.W.data):
+            V.same_backend(self.label, x=x, W=self.W.data)  # a clear TypeError for NumPy/CuPy mixes
 
     def forward(self, x):
         self._check_input(x)
@@ -366,6 +382,7 @@ class Dense(Module):
     def backward(self, dy, need_input_grad: bool = True):
         # The same three products as F.dense_backward, each skipped when nobody needs it (tested equal).
         x, W = self._pop_cache()
+        self._check_dy(dy, (x.shape[0], W.shape[1]), W.dtype)
         if self.W.requires_grad:
             self.W.accumulate(x.T @ dy)  # (in, out)
         if self.b is not None and self.b.requires_grad:
@@ -400,9 +417,10 @@ class BatchNorm1d(Module):
 
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float32):
         super().__init__()
-        if not 0 < momentum <= 1 or eps <= 0:
-            raise ValueError(f"BatchNorm1d: need 0 < momentum <= 1 and eps > 0, got momentum={momentum}, eps={eps}")
-        self.num_features, self.momentum, self.eps = int(num_features), float(momentum), float(eps)
+        self.num_features = V.integer("BatchNorm1d", "num_features", num_features)
+        self.momentum = V.real("BatchNorm1d", "momentum", momentum, low=0, high=1, low_open=True)
+        self.eps = V.real("BatchNorm1d", "eps", eps, low=0, low_open=True)
+        dtype = V.float_dtype("BatchNorm1d", "dtype", dtype)
         self.gamma = Param(np.ones(self.num_features, dtype=dtype), "gamma")
         self.beta = Param(np.zeros(self.num_features, dtype=dtype), "beta")
         self.running_mean = np.zeros(self.num_features, dtype=dtype)
@@ -415,6 +433,12 @@ class BatchNorm1d(Module):
         shape = tuple(getattr(x, "shape", ()))
         if len(shape) != 2 or shape[1] != self.num_features:
             raise ValueError(f"{self.label}: expected input of shape (batch, {self.num_features}), got {shape}")
+        if x.dtype != self.gamma.data.dtype:
+            dtype = self.gamma.data.dtype
+            raise TypeError(f"{self.label}: input dtype {x.dtype} differs from the parameters' {dtype}; minigan never "
+                            f"promotes silently. Convert the input (x.astype('{dtype}'))")
+        if type(x) is not type(self.gamma.data):
+            V.same_backend(self.label, x=x, gamma=self.gamma.data)  # a clear TypeError for NumPy/CuPy mixes
         if shape[0] == 0:
             raise ValueError(f"{self.label}: empty batch (input of shape {shape}); pass at least one row")
         if not self.training:
@@ -435,6 +459,8 @@ class BatchNorm1d(Module):
 
     def backward(self, dy, need_input_grad: bool = True):
         cache = self._pop_cache()
+        xhat = cache[1] if cache[0] == "eval" else cache[1][0]
+        self._check_dy(dy, xhat.shape, xhat.dtype)
         if cache[0] == "eval":
             _, xhat, inv_std = cache
             dx = dy * (self.gamma.data * inv_std) if need_input_grad else None  # (N, F)
@@ -467,6 +493,7 @@ class _Elementwise(Module):
 
     def backward(self, dy, need_input_grad: bool = True):
         cache = self._pop_cache()
+        self._check_dy(dy, cache.shape, cache.dtype)  # the cache is y
         return type(self)._backward(dy, cache) if need_input_grad else None
 
 
@@ -528,6 +555,7 @@ class LeakyReLU(Module):
 
     def backward(self, dy, need_input_grad: bool = True):
         cache = self._pop_cache()
+        self._check_dy(dy, cache[0].shape, cache[0].dtype)  # cache = (y, slope)
         return F.leaky_relu_backward(dy, cache) if need_input_grad else None
 
 

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from . import validate as V
 from .backend import backend_of, to_device, to_numpy, xp_of
 
 
@@ -22,9 +23,16 @@ class Optimizer:
     slot_names: tuple[str, ...] = ()  # per-parameter state arrays saved in state_dict
 
     def __init__(self, params, **hyper):
+        where = type(self).__name__
+        if not hasattr(params, "__iter__") or hasattr(params, "params"):
+            raise TypeError(f"{where}: params must be a list of Param, e.g. model.params(), got "
+                            f"{type(params).__name__}")
         self.params = list(params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+            raise ValueError(f"{where} got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not (hasattr(p, "data") and hasattr(p, "grad") and hasattr(p, "requires_grad")):
+                raise TypeError(f"{where}: params[{i}] is a {type(p).__name__}, not a Param; pass model.params()")
         self.state = {}  # Param -> dict of arrays
         for name, value in hyper.items():
             setattr(self, name, value)
@@ -34,10 +42,23 @@ class Optimizer:
             p.zero_grad()
 
     def _check_grad(self, p):
+        if type(p.grad) is not type(p.data):
+            V.same_backend(type(self).__name__, **{f"gradient of '{p.name}'": p.grad, f"'{p.name}'": p.data})
         if p.grad.shape != p.data.shape or p.grad.dtype != p.data.dtype:
             raise ValueError(
                 f"{type(self).__name__}: gradient of '{p.name}' has shape {tuple(p.grad.shape)} / {p.grad.dtype}, "
                 f"but the parameter is {tuple(p.data.shape)} / {p.data.dtype}"
+            )
+
+    def _check_state(self, p, state, slot) -> None:
+        """The state was made for the parameter as it is now: not before ``model.to(...)`` moved or cast it."""
+        buf = state[slot]
+        if buf.dtype != p.data.dtype or type(buf) is not type(p.data):
+            raise RuntimeError(
+                f"{type(self).__name__}: parameter '{p.name}' is now {p.data.dtype} on {backend_of(p.data)}, but its "
+                f"{slot} was made for {buf.dtype} on {backend_of(buf)}: the model was moved or cast (model.to) after "
+                "this optimizer had stepped. Build the optimizer after model.to(...), or carry the state over with "
+                "opt.load_state_dict(old.state_dict())."
             )
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -87,8 +108,9 @@ class SGD(Optimizer):
     slot_names = ("momentum_buffer",)
 
     def __init__(self, params, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
-        if lr <= 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: need lr > 0, momentum >= 0, weight_decay >= 0 (got {lr}, {momentum}, {weight_decay})")
+        lr = V.real("SGD", "lr", lr, low=0, low_open=True)
+        momentum = V.real("SGD", "momentum", momentum, low=0)
+        weight_decay = V.real("SGD", "weight_decay", weight_decay, low=0)
         if nesterov and momentum == 0:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
         super().__init__(params, lr=float(lr), momentum=float(momentum), weight_decay=float(weight_decay))
@@ -108,6 +130,7 @@ class SGD(Optimizer):
                 if buf is None:
                     buf = state["momentum_buffer"] = g.copy()
                 else:
+                    self._check_state(p, state, "momentum_buffer")
                     buf *= self.momentum
                     buf += g
                 g = g + self.momentum * buf if self.nesterov else buf
@@ -132,9 +155,13 @@ class Adam(Optimizer):
     slot_names = ("step", "exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
-        beta1, beta2 = betas
-        if lr <= 0 or not (0 <= beta1 < 1 and 0 <= beta2 < 1) or eps <= 0 or weight_decay < 0:
-            raise ValueError(f"Adam: need lr > 0, 0 <= betas < 1, eps > 0, weight_decay >= 0 (got {lr}, {betas}, {eps})")
+        lr = V.real("Adam", "lr", lr, low=0, low_open=True)
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise TypeError(f"Adam: betas must be a pair (beta1, beta2), e.g. (0.9, 0.999), got {betas!r}")
+        beta1 = V.real("Adam", "betas[0]", betas[0], low=0, high=1, high_open=True)
+        beta2 = V.real("Adam", "betas[1]", betas[1], low=0, high=1, high_open=True)
+        eps = V.real("Adam", "eps", eps, low=0, low_open=True)
+        weight_decay = V.real("Adam", "weight_decay", weight_decay, low=0)
         super().__init__(params, lr=float(lr), betas=(float(beta1), float(beta2)), eps=float(eps),
                          weight_decay=float(weight_decay))
 
@@ -149,7 +176,9 @@ class Adam(Optimizer):
             if self.weight_decay:
                 g = g + self.weight_decay * p.data
             state = self.state.setdefault(p, {})
-            if "exp_avg" not in state:
+            if "exp_avg" in state:
+                self._check_state(p, state, "exp_avg")
+            else:
                 state.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
             if "scratch" not in state:
                 state["scratch"] = xp.empty_like(p.data)
