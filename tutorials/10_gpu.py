@@ -96,6 +96,11 @@ def ms_per_step(model, real_batches):
 # ## The CPU reference
 #
 # First the timing on NumPy, for two batch sizes: 64 (the default of `minigan train`) and 512.
+#
+# A CPU timing depends on how many threads NumPy's BLAS uses for the matrix products. These matrices are small; on
+# a machine whose cores are busy with other work, a second BLAS thread mostly waits for a free core, and a step
+# can be *ten times slower* than with one. If your numbers look absurd, rerun with `OPENBLAS_NUM_THREADS=1` (or
+# `OMP_NUM_THREADS=1`) set in the environment before Python starts.
 
 # %%
 TIMED_STEPS = pick(21, 3)
@@ -125,7 +130,8 @@ if GPU:
         on_host = backend.to_numpy(p_gpu.data)  # device -> host copy
         scale = float(np.abs(p_cpu.data).max()) or 1.0
         worst = max(worst, float(np.abs(on_host - p_cpu.data).max()) / scale)
-    loss_gap = max(abs(a["d_loss"] - b["d_loss"]) + abs(a["g_loss"] - b["g_loss"]) for a, b in zip(cpu_stats, gpu_stats))
+    loss_gap = max(abs(a["d_loss"] - b["d_loss"]) + abs(a["g_loss"] - b["g_loss"])
+                   for a, b in zip(cpu_stats, gpu_stats))
     print(f"after {PARITY_STEPS} steps: largest weight difference {worst:.2e} of the weights' scale; "
           f"largest loss difference {loss_gap:.2e}")
     lesson.record(parity_steps=PARITY_STEPS, parity_max_rel_weight_difference=worst,
