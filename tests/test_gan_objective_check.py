@@ -32,7 +32,8 @@ def flipped_fake_term(logits, targets):
     n = logits.shape[0] // 2
     real_loss, real_cache = F.bce_with_logits_forward(logits[:n], targets[:n])
     fake_loss, fake_cache = F.bce_with_logits_forward(logits[n:], targets[n:])
-    dlogits = np.concatenate([F.bce_with_logits_backward(1.0, real_cache), F.bce_with_logits_backward(-1.0, fake_cache)])
+    dlogits = np.concatenate([F.bce_with_logits_backward(1.0, real_cache),
+                              F.bce_with_logits_backward(-1.0, fake_cache)])
     return real_loss - fake_loss, dlogits
 
 
