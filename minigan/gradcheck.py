@@ -7,8 +7,8 @@ digits: its finite differences are noise at eps = 1e-6).
 An op whose output is not a scalar is turned into one with a random "upstream gradient" ``dout``:
 ``f(x) = sum(out(x) * dout)``, whose gradient is exactly what ``backward(dout)`` must return.
 
-Three entry points for ops and modules, each returning a ``GradCheckResult`` (and raising ``GradCheckError`` on failure unless
-``raise_exception=False``):
+Three entry points for ops and modules, each returning a ``GradCheckResult`` (and raising ``GradCheckError`` on
+failure unless ``raise_exception=False``):
 
 * ``check_function(forward, backward, inputs)`` for a functional pair, e.g. ``F.dense_forward``/``F.dense_backward``;
 * ``check_module(module, x)`` for a module: the input gradient ``dx`` and every trainable parameter;

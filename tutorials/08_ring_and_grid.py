@@ -102,7 +102,7 @@ def show(ax, model, dataset, title):
 # `pack = 2`, at a constant learning rate. We track the three numbers during training.
 
 # %%
-STEPS_A, EVERY_A = pick(1500, 150), pick(100, 50)
+STEPS_A, EVERY_A = pick(1500, 100), pick(100, 50)
 plain, packed = make_gan(pack=1), make_gan(pack=2)
 curve_plain = train(plain, ring, STEPS_A, every=EVERY_A)
 curve_packed = train(packed, ring, STEPS_A, every=EVERY_A)
@@ -174,7 +174,7 @@ lesson.record(pack1_ring=curve_plain[-1], pack2_ring=curve_packed[-1],
 # 5,000, which is enough on the ring.
 
 # %%
-STEPS_B = pick(5000, 800)
+STEPS_B = pick(5000, 500)
 best = make_gan(pack=2)
 curve_best = train(best, ring, STEPS_B, decay="linear", every=STEPS_B // 10)
 result = metrics.toy_metrics(best.generate(z=eval_z), ring.modes, ring.sigma)
@@ -209,7 +209,7 @@ lesson.record(steps_best=STEPS_B, best_ring={k: result[k] for k in ("modes_cover
 # 92 +- 2% HQ over 10 seeds (`benchmarks/quality/RESULTS.md`).
 
 # %%
-STEPS_C = pick(3000, 150)
+STEPS_C = pick(3000, 100)
 on_grid = make_gan(pack=2)
 curve_grid = train(on_grid, grid, STEPS_C, decay="linear", every=max(1, STEPS_C // 8))
 grid_result = metrics.toy_metrics(on_grid.generate(z=eval_z), grid.modes, grid.sigma)
