@@ -190,7 +190,8 @@ axes[1].legend(fontsize=8)
 fig.tight_layout()
 lesson.save(fig, "best_ring.png")
 print(f"best configuration, {STEPS_B} steps: {result['modes_covered']}/8 modes, "
-      f"HQ {100 * result['high_quality']:.1f}%, reverse KL {result['reverse_kl']:.4f}; HQ samples per mode {result['counts']}")
+      f"HQ {100 * result['high_quality']:.1f}%, reverse KL {result['reverse_kl']:.4f}; "
+      f"HQ samples per mode {result['counts']}")
 lesson.record(steps_best=STEPS_B, best_ring={k: result[k] for k in ("modes_covered", "high_quality", "reverse_kl",
                                                                       "counts")},
               best_ring_curve=curve_best)

@@ -127,12 +127,12 @@ lesson.record(steps=STEPS, classes_covered=final["classes_covered"], mnist_score
                                                         "mean_image_gap")} for r in rows if "mnist_score" in r])
 
 # %% [markdown]
-# **What to look at.** At step 0 the samples are gray noise (G's outputs near `tanh(0)`). Within a few hundred
-# steps, faint blobs in the middle of each square appear: G first learns the *average* image (the
-# mean-image gap falls long before any digit is recognisable, and the classifier calls every blob the same digit). Strokes come
-# next, then distinct digits (by step 1,500 the classifier already sees all ten); the last half, with the decaying
-# learning rate, sharpens the strokes and removes most of the speckles. The MNIST score follows the same story:
-# about 3 at the halfway point, about 6 at the end.
+# **What to look at.** At step 0 the samples are gray noise (G's outputs near `tanh(0)`). Within a few hundred steps,
+# faint blobs in the middle of each square appear: G first learns the *average* image (the mean-image gap falls long
+# before any digit is recognisable, and the classifier calls every blob the same digit). Strokes come next, then
+# distinct digits (by step 1,500 the classifier already sees all ten); the last half, with the decaying learning rate,
+# sharpens the strokes and removes most of the speckles. The MNIST score follows the same story: about 3 at the
+# halfway point, about 6 at the end.
 #
 # ## What the curves say
 
@@ -161,14 +161,15 @@ lesson.record(final_d_real=float(np.mean([r["d_real"] for r in tail])),
               final_d_loss=float(np.mean([r["d_loss"] for r in tail])),
               final_g_loss=float(np.mean([r["g_loss"] for r in tail])))
 print(f"last 10% of training: D(x) {lesson.results['final_d_real']:.2f}, "
-      f"D(G(z)) {lesson.results['final_d_fake']:.2f}, L_D {lesson.results['final_d_loss']:.2f}, L_G {lesson.results['final_g_loss']:.2f}")
+      f"D(G(z)) {lesson.results['final_d_fake']:.2f}, L_D {lesson.results['final_d_loss']:.2f}, "
+      f"L_G {lesson.results['final_g_loss']:.2f}")
 
 # %% [markdown]
-# **Reading them.** (In the full run: after step 3,000, when the learning rate starts to fall, both curves calm
-# down; D(x) settles near 0.6 and D(G(z)) near 0.4.) A GAN's losses do not go to zero: they are two players' scores in a game. At the theoretical
-# equilibrium D cannot tell real from fake, `D = 1/2` everywhere, so `L_D = 2 log 2 ~ 1.39` and
-# `L_G = log 2 ~ 0.69`. In practice D stays ahead: D(x) above 1/2, D(G(z)) below it, `L_D` under 1.39 and
-# `L_G` above 0.69. That is healthy *as long as the gap is steady*. The warning signs:
+# **Reading them.** (In the full run: after step 3,000, when the learning rate starts to fall, both curves calm down;
+# D(x) settles near 0.6 and D(G(z)) near 0.4.) A GAN's losses do not go to zero: they are two players' scores in a
+# game. At the theoretical equilibrium D cannot tell real from fake, `D = 1/2` everywhere, so `L_D = 2 log 2 ~ 1.39`
+# and `L_G = log 2 ~ 0.69`. In practice D stays ahead: D(x) above 1/2, D(G(z)) below it, `L_D` under 1.39 and `L_G`
+# above 0.69. That is healthy *as long as the gap is steady*. The warning signs:
 #
 # * D(G(z)) falling towards 0 and staying there, `L_G` climbing: D has won; G's gradient fades (with the minimax
 #   loss it vanishes; lesson 6).
@@ -218,6 +219,7 @@ lesson.record(interpolation_labels=walk_labels.tolist())
 #    `z(t) = sin((1-t) w)/sin(w) z0 + sin(t w)/sin(w) z1` with `cos(w) = z0.z1 / (|z0| |z1|)`, and compare the
 #    midpoints of the two walks.
 # 4. **Count the digits.** From `lesson.results["class_counts"]`, which digit does G draw least? Is it also the
-#    one the classifier finds hardest on real data (try `classifier.predict` on `digits.to_images(digits.real_samples(1000)).reshape(1000, 784)`)?
+#    one the classifier finds hardest on real data (try `classifier.predict` on
+#    `digits.to_images(digits.real_samples(1000)).reshape(1000, 784)`)?
 #
 # Answers: [answers/09_digits.md](answers/09_digits.md).
