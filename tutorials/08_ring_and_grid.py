@@ -21,8 +21,8 @@
 #
 # Run it as a script (`python tutorials/08_ring_and_grid.py`) or as a notebook
 # (`jupytext --to ipynb tutorials/08_ring_and_grid.py`). Output goes to `tutorial_output/08_ring_and_grid/`. The
-# full run needs about 2.5 minutes of CPU time (one core; it took 14 minutes of wall time on the busy shared
-# machine it was written on).
+# full run takes about 2.7 minutes on a 2-core machine (160 s measured, one BLAS thread; on a machine busy with
+# other work it took 14 minutes).
 #
 # ## Measuring mode coverage
 #

@@ -17,8 +17,8 @@
 # walks between two noise vectors, and reads the training curves.
 #
 # Run it as a script (`python tutorials/09_digits.py`) or as a notebook (`jupytext --to ipynb tutorials/09_digits.py`).
-# Figures and `results.json` go to `tutorial_output/09_digits/`. The full run needs about 4 minutes of CPU time (it
-# took 17 minutes of wall time on the busy shared 2-core machine it was written on).
+# Figures and `results.json` go to `tutorial_output/09_digits/`. The full run takes about 4 minutes on a 2-core
+# machine (236 s measured, one BLAS thread; on a machine busy with other work it took 17 minutes).
 #
 # ## The data and the networks
 #
