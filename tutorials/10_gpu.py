@@ -159,10 +159,11 @@ else:
 # %% [markdown]
 # ## What you should see
 #
-# Without a GPU (this lesson's full run on the busy, shared 2-core machine it was written on, one BLAS thread,
-# 17 s): "No GPU here, so the GPU cells of this lesson are SKIPPED" with the reason (CuPy not installed), then
-# NumPy at 169 ms per step for batch 64 and 506 ms for batch 512 -- a busy machine's numbers; an idle core is
-# several times faster -- and "skipped (no GPU)" for parity and timing.
+# Without a GPU (the full run on an idle 2-core machine, about 5 s): "No GPU here, so the GPU cells of this lesson
+# are SKIPPED" with the reason (CuPy not installed), then NumPy at about 27 ms per step for batch 64 and 100 ms for
+# batch 512 with two BLAS threads (38 and 170 ms with one), and "skipped (no GPU)" for parity and timing. On the
+# same machine busy with other work, one BLAS thread gave 169 and 506 ms: timings are only comparable on a quiet
+# machine.
 #
 # With a GPU: the same CPU lines; a largest weight difference far below `1e-3` of the weights' scale after 10
 # steps (float32 rounding, not a bug); and GPU steps that are a few times faster than the CPU's at batch 64 and
