@@ -7,12 +7,15 @@ digits: its finite differences are noise at eps = 1e-6).
 An op whose output is not a scalar is turned into one with a random "upstream gradient" ``dout``:
 ``f(x) = sum(out(x) * dout)``, whose gradient is exactly what ``backward(dout)`` must return.
 
-Three entry points, each returning a ``GradCheckResult`` (and raising ``GradCheckError`` on failure unless
-``raise_exception=False``):
+Three entry points for ops and modules, each returning a ``GradCheckResult`` (and raising ``GradCheckError`` on
+failure unless ``raise_exception=False``):
 
 * ``check_function(forward, backward, inputs)`` for a functional pair, e.g. ``F.dense_forward``/``F.dense_backward``;
 * ``check_module(module, x)`` for a module: the input gradient ``dx`` and every trainable parameter;
-* ``check_loss(loss, pred, target)`` for a loss module.
+* ``check_loss(loss, pred, target)`` for a loss module;
+
+and ``check_gan_step(gan, real)`` for a whole GAN step, which also compares ``L_D`` and ``L_G`` with the textbook
+formulas (a wrong loss has a right backward: only a comparison with the objective catches it).
 
 An element passes when ``|analytic - numeric| <= atol + rtol * |numeric|`` (torch.autograd.gradcheck's test, with
 its defaults atol 1e-5, rtol 1e-3); the result also reports CS231n's relative error
@@ -84,18 +87,40 @@ class TensorCheck:
 
 
 @dataclass
+class ObjectiveCheck:
+    """A loss value the step computed, beside the textbook formula evaluated independently from D's logits."""
+
+    name: str  # "L_D" or "L_G"
+    step_value: float
+    textbook_value: float
+    formula: str  # the textbook formula, e.g. "-E[log D(x)] - E[log(1 - D(G(z)))]"
+    terms: dict = field(default_factory=dict)  # the textbook terms, e.g. {"real term": 0.7, "fake term": 0.6}
+    diagnosis: str = ""  # what is wrong, when the step's value matches a known wrong objective
+    passed: bool = True
+
+    def message(self) -> str:
+        terms = ", ".join(f"{k} {v:.6g}" for k, v in self.terms.items())
+        what = self.diagnosis or f"{self.name} is not the textbook objective"
+        return (f"  objective {self.name}: {what}. The step computes {self.name} = {self.step_value:.6g}; the textbook "
+                f"{self.name} = {self.formula} = {self.textbook_value:.6g} ({terms})")
+
+
+@dataclass
 class GradCheckResult:
-    """Every tensor checked, with its worst error; ``ok`` is True when all passed."""
+    """Every tensor checked, with its worst error; ``ok`` is True when all passed.
+
+    ``objectives`` holds the loss-value comparisons of ``check_gan_step`` (empty for the other checks)."""
 
     target: str
     tensors: list[TensorCheck] = field(default_factory=list)
     eps: float = DEFAULTS["eps"]
     atol: float = DEFAULTS["atol"]
     rtol: float = DEFAULTS["rtol"]
+    objectives: list[ObjectiveCheck] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return all(t.passed for t in self.tensors)
+        return all(t.passed for t in self.tensors) and all(o.passed for o in self.objectives)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -116,10 +141,14 @@ class GradCheckResult:
                          str(t.kinks), "ok" if t.passed else "FAIL"))
         widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
         lines = ["  ".join(f"{c:<{w}}" for c, w in zip(r, widths)).rstrip() for r in rows]
-        return "\n".join([head] + lines)
+        objectives = [f"{o.name} = {o.formula}: step {o.step_value:.6g}, textbook {o.textbook_value:.6g}  "
+                      + ("ok" if o.passed else f"FAIL ({o.diagnosis or 'not the textbook value'})")
+                      for o in self.objectives]
+        return "\n".join([head] + objectives + lines)
 
     def failure_message(self) -> str:
         lines = [f"gradient check failed for {self.target}:"]
+        lines += [o.message() for o in self.objectives if not o.passed]
         for t in self.tensors:
             if t.passed:
                 continue
@@ -393,16 +422,117 @@ def check_loss(loss, pred, target, *, eps=DEFAULTS["eps"], atol=DEFAULTS["atol"]
     return _finish(result, raise_exception)
 
 
+def _mean(a) -> float:
+    return float(to_numpy(a.mean()))
+
+
+def _textbook_d_loss(g, real, z, noise):
+    """``L_D`` by the textbook, from D's logits: ``{"total", "real term", "fake term"}`` and the values a few
+    known-wrong objectives would have (keys ``"wrong: ..."``), computed without the step's loss functions.
+
+    With ``-log D = softplus(-logit)`` and ``-log(1 - D) = softplus(logit)`` (finite for any logit) and one-sided
+    label smoothing s (real target ``t = 1 - s``):
+    real term ``-t E[log D(x)] - s E[log(1 - D(x))]``, fake term ``-E[log(1 - D(G(z)))]``, ``L_D`` their sum.
+    """
+    from .functional import softplus
+    from .gan import pack
+
+    xp = xp_of(real)
+    fake = g.G.forward(z)  # (N, d)
+    x = xp.concatenate([pack(real, g.pack), pack(fake, g.pack)])  # (2N/m, m*d)
+    if noise is not None:
+        x = x + pack(noise, g.pack)
+    logits = g.D.forward(x)  # (2N/m, 1)
+    n = logits.shape[0] // 2
+    real_l, fake_l = logits[:n], logits[n:]
+    s = g.label_smoothing
+    t = 1.0 - s
+    neg_log_d_real, neg_log_1md_real = _mean(softplus(-real_l)), _mean(softplus(real_l))
+    neg_log_d_fake, neg_log_1md_fake = _mean(softplus(-fake_l)), _mean(softplus(fake_l))
+    real_term = t * neg_log_d_real + s * neg_log_1md_real
+    fake_term = neg_log_1md_fake
+    values = {"total": real_term + fake_term, "real term": real_term, "fake term": fake_term}
+    values["wrong: L_D's fake term has the wrong sign (the step computes -E[log D(x)] + E[log(1 - D(G(z)))]: "
+           "D is rewarded for calling fakes real)"] = real_term - fake_term
+    values["wrong: L_D's real term has the wrong sign (the step computes +E[log D(x)] - E[log(1 - D(G(z)))])"] = (
+        -real_term + fake_term)
+    values["wrong: real and fake targets swapped (the step computes -E[log(1 - D(x))] - E[log D(G(z))]: D learns "
+           "to call real data fake)"] = neg_log_1md_real + t * neg_log_d_fake + s * neg_log_1md_fake
+    values["wrong: L_D is half the textbook value (missing factor 2: the mean of the BCE over the stacked real+fake "
+           "batch is the average of the two terms, L_D is their sum)"] = 0.5 * (real_term + fake_term)
+    values["wrong: L_D has no fake term (only -E[log D(x)])"] = real_term
+    values["wrong: L_D has no real term (only -E[log(1 - D(G(z)))])"] = fake_term
+    if s:
+        values[f"wrong: label smoothing ignored (real targets 1 instead of 1 - {s:g})"] = neg_log_d_real + fake_term
+        values[f"wrong: label smoothing applied to the fake targets too (fake targets {s:g} instead of 0)"] = (
+            real_term + s * neg_log_d_fake + t * neg_log_1md_fake)
+    return values
+
+
+def _textbook_g_loss(g, z, noise):
+    """``L_G`` by the textbook, from D's logits on ``G(z)``, and the values of known-wrong generator objectives.
+
+    non-saturating: ``-E[log D(G(z))]``; minimax: ``E[log(1 - D(G(z)))]``.
+    """
+    from .functional import softplus
+    from .gan import pack
+
+    x = pack(g.G.forward(z), g.pack)  # (N/m, m*d)
+    if noise is not None:
+        x = x + pack(noise, g.pack)
+    logits = g.D.forward(x)  # (N/m, 1)
+    neg_log_d, neg_log_1md = _mean(softplus(-logits)), _mean(softplus(logits))
+    nonsaturating, minimax = neg_log_d, -neg_log_1md
+    values = {"total": nonsaturating if g.loss == "nonsaturating" else minimax,
+              "-E[log D(G(z))]": nonsaturating, "E[log(1 - D(G(z)))]": minimax}
+    values["wrong: L_G trains G toward target 0 (BCE with the fake label, -E[log(1 - D(G(z)))]): G learns to make "
+           "its samples look fake"] = neg_log_1md
+    if g.loss == "nonsaturating":
+        values["wrong: L_G is the saturating minimax E[log(1 - D(G(z)))] where the non-saturating -E[log D(G(z))] "
+               "was asked (its gradient vanishes when D rejects the fakes)"] = minimax
+        values["wrong: L_G has the wrong sign (+E[log D(G(z))]: G learns to make its samples look fake)"] = (
+            -nonsaturating)
+    else:
+        values["wrong: L_G is the non-saturating -E[log D(G(z))] where the minimax E[log(1 - D(G(z)))] was "
+               "asked"] = nonsaturating
+    return values
+
+
+def _compare_objective(name, formula, step_value, values, terms) -> ObjectiveCheck:
+    """Compare a loss value with the textbook one; when they differ, name the known wrong objective it matches."""
+    textbook = values["total"]
+
+    def close(a, b):
+        return abs(a - b) <= 1e-6 * max(1.0, abs(b))  # both float64 evaluations of the same logits
+
+    check = ObjectiveCheck(name, float(step_value), float(textbook), formula,
+                           {k: float(values[k]) for k in terms}, passed=close(step_value, textbook))
+    if not check.passed:
+        wrong = sorted(((abs(step_value - v), k) for k, v in values.items() if k.startswith("wrong: ")
+                        and close(step_value, v)))
+        check.diagnosis = wrong[0][1][len("wrong: "):] if wrong else ""
+    return check
+
+
 def check_gan_step(gan, real, *, eps=DEFAULTS["eps"], atol=DEFAULTS["atol"], rtol=DEFAULTS["rtol"],
                    max_elements=64, seed=0, raise_exception=True) -> GradCheckResult:
-    """Check both halves of a GAN training step end to end, in float64 on a copy of the GAN.
+    """Check both halves of a GAN training step against the textbook objective, in float64 on a copy of the GAN.
 
-    * every discriminator parameter against finite differences of ``L_D(theta_D)`` (real and fake batch), and
-    * every generator parameter against finite differences of ``L_G(theta_G)`` (through the frozen D),
+    Two questions, with the noise ``z`` (and instance noise, if the GAN uses it) held fixed:
 
-    with the noise ``z`` (and instance noise, if the GAN uses it) held fixed. This tests the wiring of the step
-    itself -- the stacking of real and fake, the targets, the factor 2 of ``L_D``, the loss sign, the gradient
-    through D into G, packing -- not just each layer.
+    1. **Is the step's loss the right one?** ``L_D`` and ``L_G`` as the step computes them are compared with the
+       textbook formulas evaluated independently from D's logits (stable ``log D = -softplus(-logit)``), honouring
+       label smoothing, packing and the generator loss asked for:
+       ``L_D = -E[log D(x)] - E[log(1 - D(G(z)))]``, ``L_G = -E[log D(G(z))]`` (non-saturating) or
+       ``E[log(1 - D(G(z)))]`` (minimax). A mismatch fails with a message naming the wrong term when it matches a
+       known mistake: the fake term's sign flipped, real and fake targets swapped, the missing factor 2, a
+       generator trained toward target 0 or with the other form of ``L_G``, label smoothing ignored.
+    2. **Are the step's gradients the gradients of that objective?** Every discriminator parameter gradient of the
+       D step against finite differences of the *textbook* ``L_D(theta_D)``, and every generator parameter
+       gradient of the G step (through the frozen D) against finite differences of the textbook ``L_G(theta_G)``.
+
+    A gradient check alone cannot catch a wrong loss: the backward of a wrong loss is a right backward. Comparing
+    the values with the formula is what ties the step to the game it is meant to play.
     """
     _check_call("check_gan_step", eps, atol, rtol, max_elements, real=real)
     rng = np.random.default_rng(seed)
@@ -416,17 +546,27 @@ def check_gan_step(gan, real, *, eps=DEFAULTS["eps"], atol=DEFAULTS["atol"], rto
     noise_d = xp.asarray(rng.standard_normal((2 * n, d))) * gan.instance_noise if gan.instance_noise else None
     noise_g = xp.asarray(rng.standard_normal((n, d))) * gan.instance_noise if gan.instance_noise else None
 
-    def d_loss():
-        return float(g.discriminator_gradients(real, z_d, noise_d)["d_loss"])
-
-    def g_loss():
-        return float(g.generator_gradients(z_g, noise_g)["g_loss"])
-
     result = GradCheckResult(f"GAN step ({gan.loss} loss, pack {gan.pack})", eps=eps, atol=atol, rtol=rtol)
-    for net, loss_name, f in ((g.D, "L_D", d_loss), (g.G, "L_G", g_loss)):
+    d_formula = "-E[log D(x)] - E[log(1 - D(G(z)))]"
+    if gan.label_smoothing:
+        s = gan.label_smoothing
+        d_formula = f"-{1 - s:g} E[log D(x)] - {s:g} E[log(1 - D(x))] - E[log(1 - D(G(z)))]"
+    g_formula = "-E[log D(G(z))]" if gan.loss == "nonsaturating" else "E[log(1 - D(G(z)))]"
+    steps = (
+        (g.D, "L_D", d_formula, lambda: g.discriminator_gradients(real, z_d, noise_d)["d_loss"],
+         lambda: _textbook_d_loss(g, real, z_d, noise_d), ("real term", "fake term")),
+        (g.G, "L_G", g_formula, lambda: g.generator_gradients(z_g, noise_g)["g_loss"],
+         lambda: _textbook_g_loss(g, z_g, noise_g), ("-E[log D(G(z))]", "E[log(1 - D(G(z)))]")),
+    )
+    for net, loss_name, formula, step_loss, textbook, terms in steps:
         net.zero_grad()
-        f()
+        step_value = float(to_numpy(step_loss()))  # the step's loss; fills the step's gradients
         analytic = {id(p): None if p.grad is None else p.grad.copy() for p in net.params()}
+        result.objectives.append(_compare_objective(loss_name, formula, step_value, textbook(), terms))
+
+        def f(textbook=textbook):
+            return textbook()["total"]
+
         for qualified, p in net.named_params():
             owner, _ = net._owner_of(qualified)
             who = "D" if net is g.D else "G"
