@@ -352,7 +352,9 @@ def check_function(forward, backward, inputs, *, wrt=None, names=None, eps=DEFAU
     xp = xp_of(*[a for a in inputs if hasattr(a, "dtype")])
     out, cache = forward(*inputs)
     dout = _random_like(xp, out, rng)
-    grads = backward(dout, cache)
+    # backward gets a copy: one that edits dout in place (dx = dout; dx[mask] = 0) must not also rewrite the dout
+    # of the finite differences below, or analytic and numeric would agree about the wrong loss
+    grads = backward(dout.copy(), cache)
     grads = grads if isinstance(grads, tuple) else (grads,)
     if len(grads) == len(inputs):
         grads = [grads[i] for i in wrt]
@@ -385,7 +387,7 @@ def check_module(module, x, *, dout=None, eps=DEFAULTS["eps"], atol=DEFAULTS["at
     xp = xp_of(out)
     dout = _random_like(xp, out, rng) if dout is None else xp.asarray(dout, dtype="float64")
     m.zero_grad()
-    dx = m.backward(dout)
+    dx = m.backward(dout.copy())  # a copy, as in check_function: the finite differences need the true dout
     analytic = {id(p): p.grad for p in m.params()}
 
     def f():

@@ -12,17 +12,17 @@ import sys
 
 import pytest
 
-from minigan import backend
+from conftest import HAVE_GPU, standin_env  # HAVE_GPU: a real CuPy and CUDA device (never the stand-in)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "tutorials"
-HAVE_GPU = backend.cupy_available()
 
 
-def run_lesson(name, tmp_path, fast=True, timeout=900):
+def run_lesson(name, tmp_path, fast=True, timeout=900, base_env=None):
     """Run tutorials/<name>.py in a fresh folder; return its results.json as a dict."""
-    env = dict(os.environ, MINIGAN_TUTORIAL_OUT=str(tmp_path), MPLBACKEND="Agg",
-               PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    base = os.environ if base_env is None else base_env
+    env = dict(base, MINIGAN_TUTORIAL_OUT=str(tmp_path), MPLBACKEND="Agg",
+               PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [base.get("PYTHONPATH")] if p]))
     env["MINIGAN_TUTORIAL_FAST"] = "1" if fast else "0"
     # These networks' matrices are small: a second BLAS thread gains nothing, and on a shared 2-core machine it
     # spin-waits for a busy core (measured: a ring8 step 20 ms with one thread, 380 ms with two under load).
@@ -106,6 +106,16 @@ FAST = {
 @pytest.mark.parametrize("name", sorted(FAST))
 def test_lesson_in_fast_mode_teaches_its_lesson(name, tmp_path):
     FAST[name](run_lesson(name, tmp_path))
+
+
+def test_gpu_lesson_runs_its_gpu_cells_on_the_cupy_path(tmp_path):
+    """Lesson 10 with ``import cupy`` answered: the strict stand-in here (NumPy underneath, so parity is exact up to
+    the order of float32 operations), a real GPU where there is one. Its GPU cells must run, not skip, and touch
+    CuPy only through minigan.backend: the stand-in refuses every implicit device-to-host conversion."""
+    r = run_lesson("10_gpu", tmp_path, base_env=standin_env())
+    assert r["gpu_available"] is True and r["gpu_cells_skipped"] is False
+    assert r["parity_max_rel_weight_difference"] < 1e-3 and r["parity_max_loss_difference"] < 1e-3
+    assert r["gpu_ms_per_step_batch64"] > 0 and r["gpu_ms_per_step_batch512"] > 0
 
 
 # ----------------------------------------------------------------------------------------------- full runs

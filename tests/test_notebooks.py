@@ -23,12 +23,6 @@ import pytest
 ROOT = pathlib.Path(__file__).parents[1]
 LESSONS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
 
-# The four scripts that predate the lesson format (issue 9 replaces them with the ten percent-format lessons).
-# They have no "# %%" cells, so as notebooks they are one code cell and no prose: expected to fail the format check.
-# Delete this set once they are gone.
-LEGACY = {"01_one_dense_layer.py", "02_train_an_mlp.py", "03_gan_on_a_ring.py", "04_gan_draws_digits.py"}
-
-
 def _need(module: str):
     return pytest.importorskip(module, reason=f"{module} is not installed: pip install -e '.[teach]' (or '.[test]')")
 
@@ -42,12 +36,7 @@ def test_there_are_lessons():
     assert LESSONS, "no tutorials/NN_*.py found"
 
 
-@pytest.mark.parametrize(
-    "path",
-    [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="legacy script without # %% cells"))
-     if p.name in LEGACY else p for p in LESSONS],
-    ids=lambda p: p.name,
-)
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
 def test_lesson_converts_to_a_notebook(path, tmp_path):
     nbformat = _need("nbformat")
     jupytext = _need("jupytext")

@@ -112,7 +112,7 @@ for name, (forward, backward) in ACTIVATIONS.items():
 # %%
 x_kink = np.array([[-1.0, 0.0, 0.0, 3e-7, 0.5, -2.0]])  # two exact zeros, one value within eps of the kink
 eps = 1e-6
-central_at_0 = (F.relu_forward(np.array(eps))[0] - F.relu_forward(np.array(-eps))[0]) / (2 * eps)
+central_at_0 = (F.relu_forward(np.array([eps]))[0][0] - F.relu_forward(np.array([-eps]))[0][0]) / (2 * eps)
 print(f"central difference of ReLU at 0: {float(central_at_0)}, backward pass at 0: {relu_slope_at_0}")
 kink_check = check_function(F.relu_forward, F.relu_backward, [x_kink], names=["dx"])
 print(kink_check)
@@ -188,34 +188,48 @@ print(f"relu + tanh: {wrong_entries} of {x.size} entries of dx wrong (x < 0 at {
       f"worst relative error {branch_rel_error:.2f}")
 
 # %% [markdown]
-# ### Why the gradient checker did not warn you
+# ### Why a naive gradient checker would not warn you, and minigan's does
 #
-# Run `check_function` on the buggy graph and it *passes*. It draws a random `dout`, hands it to your backward
-# pass, and then computes its finite differences of `sum(y * dout)` with... the same `dout`, which your backward
-# pass has just rewritten. Analytic and numeric gradients then agree, about the wrong loss. (Checking ReLU alone
-# passes too, for a simpler reason: the zeroed entries sit where relu(x) = 0 and do not change the loss.)
+# A gradient checker draws a random `dout`, hands it to your backward pass, then computes finite differences of
+# `sum(y * dout)`. Written naively, it hands over *its own* `dout`, and uses that same array for the finite
+# differences, which your backward pass has just rewritten: analytic and numeric gradients then agree, about the
+# wrong loss, and the bug passes. `naive_check` below is that checker, in a few lines.
 #
-# The remedy is a habit: hand a backward pass a *copy* of `dout` and check that the original is untouched, or
-# wrap the backward under test so that it gets a copy. With the copy, the checker compares against the true loss
-# and the bug is caught.
+# minigan's `check_function` (and `check_module`) hand your backward pass a *copy* of `dout`, so the finite
+# differences see the true loss and the bug is caught, with a relative error of 1 where x < 0. (Checking ReLU alone
+# passes either way, for a simpler reason: the zeroed entries sit where relu(x) = 0 and do not change the loss.)
+# In your own tests, the same habit: call a backward pass with `dout.copy()` and check the original is untouched
+# (`minigan.testing.assert_backward_no_mutation` does exactly that).
 
 # %%
-def with_a_copy(backward):
-    return lambda dout, cache: backward(dout.copy(), cache)
+def naive_check(forward, backward, x, eps=1e-6, tol=1e-5):
+    """A gradient check as often written: backward gets the checker's own dout. True when it 'passes'."""
+    y, cache = forward(x)
+    dout = np.random.default_rng(3).standard_normal(y.shape)
+    analytic = backward(dout, cache)  # may rewrite dout...
+    numeric = np.zeros_like(x)
+    for i in np.ndindex(x.shape):  # ...which the finite differences then use
+        old = x[i]
+        x[i] = old + eps
+        f_plus = float((forward(x)[0] * dout).sum())
+        x[i] = old - eps
+        f_minus = float((forward(x)[0] * dout).sum())
+        x[i] = old
+        numeric[i] = (f_plus - f_minus) / (2 * eps)
+    return bool(np.allclose(analytic, numeric, atol=tol, rtol=1e-3))
 
 
 buggy_graph = lambda x: two_branches_forward(x, relu_backward_buggy)  # noqa: E731
-plain_check = check_function(buggy_graph, two_branches_backward, [x], names=["dx"], raise_exception=False)
-copy_check = check_function(buggy_graph, with_a_copy(two_branches_backward), [x], names=["dx"],
-                            raise_exception=False)
-correct_check = check_function(lambda x: two_branches_forward(x, relu_backward_correct),
-                               with_a_copy(two_branches_backward), [x], names=["dx"], raise_exception=False)
+correct_graph = lambda x: two_branches_forward(x, relu_backward_correct)  # noqa: E731
+naive_passes_buggy = naive_check(buggy_graph, two_branches_backward, x.copy())
+buggy_check = check_function(buggy_graph, two_branches_backward, [x], names=["dx"], raise_exception=False)
+correct_check = check_function(correct_graph, two_branches_backward, [x], names=["dx"], raise_exception=False)
 alone_buggy = check_function(relu_forward_x, relu_backward_buggy, [x], names=["dx"], raise_exception=False)
-print(f"ReLU alone, buggy backward:               check ok = {alone_buggy.ok}")
-print(f"relu + tanh, buggy, checker's own dout:   check ok = {plain_check.ok}")
-print(f"relu + tanh, buggy, backward gets a copy: check ok = {copy_check.ok}, worst relative error "
-      f"{copy_check['dx'].max_rel_error:.2f}")
-print(f"relu + tanh, correct, gets a copy:        check ok = {correct_check.ok}")
+print(f"ReLU alone, buggy backward:             check_function ok = {alone_buggy.ok}")
+print(f"relu + tanh, buggy, a naive checker:    passes = {naive_passes_buggy}")
+print(f"relu + tanh, buggy, check_function:     ok = {buggy_check.ok}, worst relative error "
+      f"{buggy_check['dx'].max_rel_error:.2f}")
+print(f"relu + tanh, correct, check_function:   ok = {correct_check.ok}")
 
 # %% [markdown]
 # The fix is one of `dx = dout * (x > 0)` (a new array) or `dx = dout.copy()` before editing. minigan does write
@@ -232,8 +246,9 @@ lesson.record(
     buggy_changed_caller=buggy_changed_caller, correct_changed_caller=correct_changed_caller,
     buggy_zeroed_fraction=zeroed_fraction,
     branch_wrong_entries=wrong_entries, branch_negative_inputs=int(np.sum(x < 0)), branch_rel_error=branch_rel_error,
-    buggy_alone_check_ok=alone_buggy.ok, buggy_branch_plain_check_ok=plain_check.ok,
-    buggy_branch_copy_check_ok=copy_check.ok, correct_branch_copy_check_ok=correct_check.ok,
+    buggy_alone_check_ok=alone_buggy.ok, naive_check_passes_buggy_branch=naive_passes_buggy,
+    buggy_branch_check_ok=buggy_check.ok, buggy_branch_check_rel_error=buggy_check["dx"].max_rel_error,
+    correct_branch_check_ok=correct_check.ok,
 )
 
 # %% [markdown]
@@ -257,9 +272,10 @@ lesson.record(
 # | entries of dx wrong in relu(x) + tanh(x) (all with x < 0) | `branch_wrong_entries` | 10 |
 # | relative error there: the tanh term is lost | `branch_rel_error` | 1.0 ± 1e-9 |
 # | checking ReLU alone passes the buggy version | `buggy_alone_check_ok` | true |
-# | so does checking the graph with the checker's own `dout` | `buggy_branch_plain_check_ok` | true |
-# | handing backward a copy catches it | `buggy_branch_copy_check_ok` | false |
-# | and passes the correct version | `correct_branch_copy_check_ok` | true |
+# | a naive checker (backward gets its own `dout`) passes the buggy graph | `naive_check_passes_buggy_branch` | true |
+# | `check_function` (backward gets a copy) catches it | `buggy_branch_check_ok` | false |
+# | with the tanh term's relative error | `buggy_branch_check_rel_error` | 1.0 ± 1e-6 |
+# | and passes the correct version | `correct_branch_check_ok` | true |
 #
 # and `activations.png`: four activations (top) and the slopes their backward passes compute (bottom).
 #

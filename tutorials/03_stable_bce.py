@@ -173,10 +173,11 @@ for k, z in enumerate(logits):
 # small losses by their absolute error; it is never inf or NaN, and the gradient `sigmoid(z) - y` (what actually
 # trains D) is exact to float32 precision. (Exercise 4 asks you to reorder the terms so even this goes away.)
 #
-# And the backward pass passes a gradient check (in float64) on logits spread over [-40, 40]. Read its
-# `max |a-n|` column: the *relative* error column says 1.0 because at z = -40, y = 0 the gradient is 4e-18/17
-# and the finite difference is 0, both "zero" for every practical purpose; lesson 4 explains why the checker
-# tests `|a - n| <= atol + rtol |n|` rather than the relative error alone.
+# And the backward pass passes a gradient check (in float64) on logits spread over [-40, 40]. At z = -40, y = 0
+# the gradient is 4e-18/17 and the finite difference is 0: both "zero" for every practical purpose, but a plain
+# relative error `|a - n| / max(|a|, |n|)` would call them 100% apart. The checker floors that denominator at
+# `atol`, so such an element reads as a relative error near 0; lesson 4 explains why it tests
+# `|a - n| <= atol + rtol |n|` rather than the relative error alone.
 
 # %%
 z_check = np.linspace(-40, 40, 17).reshape(-1, 1)

@@ -129,13 +129,14 @@ lesson.save(fig, "error_vs_eps.png")
 #
 # An absolute error means nothing on its own: 1e-4 is excellent for a gradient of size 1e3 and damning for one of
 # size 1e-5. CS231n's rule of thumb reads the *relative* error: below 1e-7 you are fine; around 1e-4 suspicious
-# unless there are kinks; above 1e-2 you have a bug. But relative error lies too, where the gradient is itself 0
-# (lesson 3's check reported a relative error of 1.0 for a gradient of 1e-19 against a numeric 0). So minigan
+# unless there are kinks; above 1e-2 you have a bug. But relative error lies too, where the gradient is itself 0:
+# a gradient of 1e-19 against a numeric 0 (lesson 3, z = -40) is "100% wrong" by that formula. So minigan
 # passes an element when
 #
 # $$|a - n| \le \text{atol} + \text{rtol}\,|n|, \qquad \text{atol} = 10^{-5},\ \text{rtol} = 10^{-3}$$
 #
-# (the test of `torch.autograd.gradcheck`, with its defaults), and *reports* the relative error alongside.
+# (the test of `torch.autograd.gradcheck`, with its defaults), and *reports* the relative error alongside, with
+# its denominator floored at atol: `|a - n| / max(|a|, |n|, atol)`, so that gradients below atol count as zero.
 #
 # The price of `atol` is a blind spot: gradients much smaller than 1e-5 are barely checked. Here is a backward
 # pass that is wrong by a factor 2 on a layer whose gradients are ~1e-7:
@@ -153,13 +154,14 @@ x_small = rng.standard_normal((4, 5))
 tiny_default = check_function(tiny_forward, tiny_backward_wrong, [x_small], names=["dx"], raise_exception=False)
 tiny_strict = check_function(tiny_forward, tiny_backward_wrong, [x_small], names=["dx"], atol=0,
                              raise_exception=False)
-print(f"default tolerances: ok = {tiny_default.ok}, worst relative error {tiny_default['dx'].max_rel_error:.2f}")
-print(f"atol = 0:           ok = {tiny_strict.ok}")
+print(f"default tolerances: ok = {tiny_default.ok}, worst relative error {tiny_default['dx'].max_rel_error:.3f}")
+print(f"atol = 0:           ok = {tiny_strict.ok}, worst relative error {tiny_strict['dx'].max_rel_error:.3f}")
 
 # %% [markdown]
-# The default check *passes* a gradient that is 100% wrong, and only its relative-error column gives it away. When
-# your gradients are tiny, either scale the check up (a larger `dout`, or inputs of a realistic size) or pass
-# `atol=0`. And read the relative-error column, not only `ok`.
+# The default check *passes* a gradient that is 100% wrong, and even its relative-error column looks harmless
+# (about 0.01): below atol every gradient counts as zero. With `atol=0` the relative error is the true one, 0.5
+# (analytic `2g` against numeric `g`: `|2g - g| / 2g`), and the check fails. When your gradients are tiny, either
+# scale the check up (a larger `dout`, or inputs of a realistic size) or pass `atol=0`.
 #
 # ## Kinks
 #
@@ -328,7 +330,8 @@ lesson.record(
     best_eps_float32=best["central, float32"][0], best_error_float32=best["central, float32"][1],
     best_eps_forward_float64=best["forward, float64"][0], best_error_forward_float64=best["forward, float64"][1],
     error_float64_at_1e6=at_1e6["central, float64"], error_float32_at_1e6=at_1e6["central, float32"],
-    tiny_wrong_passes_default=tiny_default.ok, tiny_wrong_rel_error=tiny_default["dx"].max_rel_error,
+    tiny_wrong_passes_default=tiny_default.ok, tiny_wrong_rel_error_default=tiny_default["dx"].max_rel_error,
+    tiny_wrong_rel_error=tiny_strict["dx"].max_rel_error,
     tiny_wrong_fails_atol0=not tiny_strict.ok,
     mlp_check_ok=mlp_check.ok, mlp_kinks=mlp_kinks,
     big_dW_sampled=dW_row.checked, big_dW_total=int(W_big.size), big_check_failed=not big_check.ok,
@@ -351,8 +354,9 @@ lesson.record(
 # | float32 at the default eps 1e-6: noise | `error_float32_at_1e6` | > 0.1 |
 # | float64 at the default eps 1e-6 | `error_float64_at_1e6` | < 1e-7 |
 # | a 2x-wrong tiny gradient passes the default check | `tiny_wrong_passes_default` | true |
-# | its relative error gives it away | `tiny_wrong_rel_error` | 0.5 ± 1e-3 |
-# | and `atol=0` catches it | `tiny_wrong_fails_atol0` | true |
+# | its relative error, floored at atol, looks harmless | `tiny_wrong_rel_error_default` | < 0.05 |
+# | `atol=0` catches it | `tiny_wrong_fails_atol0` | true |
+# | with the true relative error | `tiny_wrong_rel_error` | 0.5 ± 1e-3 |
 # | a ReLU/LeakyReLU MLP passes `check_module` | `mlp_check_ok` | true |
 # | with no kinks on random inputs | `mlp_kinks` | 0 |
 # | elements of the big `dW` sampled (of 200,704) | `big_dW_sampled` | 256 |
