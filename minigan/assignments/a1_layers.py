@@ -32,8 +32,8 @@ def dense_forward(x, W, b=None):
 def dense_backward(dy, cache):
     """Gradients of the affine map: returns ``(dx, dW, db)`` from ``dy = dL/dy`` ``(N, out)``.
 
-    cache = ``(x, W)`` from ``dense_forward``. ``dx = dy @ W.T`` ``(N, in)``, ``dW = x.T @ dy`` ``(in, out)``,
-    ``db = sum over the batch of dy`` ``(out,)``.
+    cache = ``(x, W)`` from ``dense_forward``. Each gradient has its tensor's shape: dx ``(N, in)``, dW
+    ``(in, out)``, db ``(out,)``. Derive them with the chain rule (lesson 1; docs/derivations.md#dense).
     """
     ### BEGIN SOLUTION
     x, W = cache
@@ -57,7 +57,7 @@ def relu_forward(x, out=None):
 
 
 def relu_backward(dy, cache):
-    """ReLU's gradient ``dx = dy * [y > 0]`` from cache = y; at exactly 0 the subgradient 0 is used."""
+    """ReLU's gradient dx (dy's shape) from ``dy`` and cache = y; at exactly 0 use the subgradient 0 (lesson 2)."""
     ### BEGIN SOLUTION
     mask = cache > 0  # where the unit was active
     return dy * mask
@@ -80,7 +80,7 @@ def leaky_relu_forward(x, slope=0.2, out=None):
 
 
 def leaky_relu_backward(dy, cache):
-    """Leaky ReLU's gradient ``dx = dy`` where ``y > 0``, else ``slope * dy``; cache = ``(y, slope)``."""
+    """Leaky ReLU's gradient dx (dy's shape) from ``dy`` and cache = ``(y, slope)`` (lesson 2)."""
     ### BEGIN SOLUTION
     y, slope = cache
     return np.where(y > 0, dy, slope * dy)
@@ -104,7 +104,7 @@ def sigmoid_forward(x, out=None):
 
 
 def sigmoid_backward(dy, cache):
-    """Sigmoid's gradient ``dx = dy * y * (1 - y)``, where cache = y is the sigmoid's OUTPUT."""
+    """Sigmoid's gradient dx (dy's shape) from ``dy`` and cache = y, the sigmoid's OUTPUT (lesson 2)."""
     ### BEGIN SOLUTION
     y = cache
     return dy * y * (1 - y)
@@ -124,7 +124,7 @@ def tanh_forward(x, out=None):
 
 
 def tanh_backward(dy, cache):
-    """Tanh's gradient ``dx = dy * (1 - y**2)``, where cache = y is tanh's OUTPUT."""
+    """Tanh's gradient dx (dy's shape) from ``dy`` and cache = y, tanh's OUTPUT (lesson 2)."""
     ### BEGIN SOLUTION
     y = cache
     return dy * (1 - y * y)

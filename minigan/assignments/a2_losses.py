@@ -27,7 +27,7 @@ def bce_with_logits_forward(z, y):
 
 
 def bce_with_logits_backward(dloss, cache):
-    """Gradient of the mean BCE on logits: ``dL/dz = dloss * (s(z) - y) / n``, n = number of elements.
+    """Gradient of the mean BCE on logits, ``dL/dz``, scaled by the upstream ``dloss`` (lesson 3).
 
     cache = ``(z, y)``; returns dz, z's shape.
     """
@@ -52,7 +52,7 @@ def bce_forward(p, y):
 
 
 def bce_backward(dloss, cache):
-    """Gradient of the naive BCE: ``dL/dp = dloss * (p - y) / (p (1 - p)) / n``; cache = ``(p, y)``."""
+    """Gradient of the naive BCE, ``dL/dp``, scaled by ``dloss``; cache = ``(p, y)``; returns dp, p's shape."""
     ### BEGIN SOLUTION
     p, y = cache
     return (p - y) / (p * (1 - p)) * (dloss / p.size)
@@ -79,7 +79,7 @@ def mse_forward(pred, target):
 
 
 def mse_backward(dloss, cache):
-    """Gradient of the MSE: ``dL/dpred = dloss * 2 (pred - target) / n``; cache = ``pred - target``."""
+    """Gradient of the MSE, ``dL/dpred``, scaled by ``dloss``; cache = ``pred - target``; returns pred's shape."""
     ### BEGIN SOLUTION
     return cache * (2 * dloss / cache.size)
     ### END SOLUTION
@@ -103,7 +103,7 @@ def softmax_cross_entropy_forward(logits, labels):
 
 
 def softmax_cross_entropy_backward(dloss, cache):
-    """Gradient ``dL/dz = dloss * (softmax(z) - onehot(labels)) / N``; cache = ``(probs, labels)``."""
+    """Gradient ``dL/dz`` ``(N, C)``, scaled by ``dloss``; cache = ``(probs, labels)`` (docs/derivations.md)."""
     ### BEGIN SOLUTION
     probs, labels = cache
     dz = probs.copy()  # (N, C); never edit the cache itself

@@ -32,8 +32,8 @@ def discriminator_loss(logits_real, logits_fake):
 
     logits_real ``(N, 1)`` are D's logits on real data, logits_fake ``(M, 1)`` on generated data.
     Returns ``(L_D, dlogits_real, dlogits_fake)``: L_D a 0-d array (or NumPy float), the gradients shaped like
-    their logits: ``dL_D/dlogits_real = (D(x) - 1) / N`` (always negative) and
-    ``dL_D/dlogits_fake = D(G(z)) / M`` (always positive).
+    their logits. Compute the loss from the logits, stably (lesson 3), and derive the two gradients (lesson 6):
+    which sign must each have?
     """
     ### BEGIN SOLUTION
     n_real, n_fake = logits_real.size, logits_fake.size
@@ -47,10 +47,11 @@ def discriminator_loss(logits_real, logits_fake):
 def generator_loss(logits_fake, kind="nonsaturating"):
     """The generator's loss on D's logits for a fake batch ``(M, 1)``, and ``dL_G/dlogits_fake``.
 
-    * ``kind="nonsaturating"`` (the default, used in practice): ``L_G = -mean(log D(G(z)))``, gradient
-      ``(D(G(z)) - 1) / M``;
-    * ``kind="minimax"`` (the game as written in the paper): ``L_G = mean(log(1 - D(G(z))))``, gradient
-      ``-D(G(z)) / M``, which vanishes when D rejects the fakes.
+    * ``kind="nonsaturating"`` (the default, used in practice): ``L_G = -mean(log D(G(z)))``;
+    * ``kind="minimax"`` (the game as written in the paper): ``L_G = mean(log(1 - D(G(z))))``.
+
+    Derive each gradient with respect to the logits (lesson 6 shows why one of them vanishes when D rejects the
+    fakes).
 
     Returns ``(L_G, dlogits_fake)``; raise ValueError for any other kind.
     """
