@@ -75,7 +75,6 @@ import hashlib
 import http.client
 import os
 import shutil
-import sys
 import urllib.parse
 import urllib.request
 import zlib

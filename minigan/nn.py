@@ -660,7 +660,17 @@ def _check_image(module, x, channels):
     return shape
 
 
-class Conv2d(Module):
+class _Conv(Module):
+    """What Conv2d and ConvTranspose2d share: the output shape from ``_output_size`` (each has its own formula)."""
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 4:
+            return None  # unknown: summary() guesses a flat input from the first Dense it finds; forward() explains
+        n, _, h, w = input_shape
+        return (n, self.out_channels, *self._output_size(h, w, input_shape))
+
+
+class Conv2d(_Conv):
     """2-D convolution (PyTorch's ``nn.Conv2d``): ``y[n, o] = b[o] + sum_c W[o, c] (*) x[n, c]`` with stride and
     zero padding, computed as one GEMM on ``im2col(x)`` (``F.conv2d_forward``).
 
@@ -695,12 +705,6 @@ class Conv2d(Module):
         return (f"Conv2d({self.in_channels}->{self.out_channels}, k={_show(self.kernel_size)}, "
                 f"s={_show(self.stride)}, p={_show(self.padding)}{'' if self.b is not None else ', bias=False'})")
 
-    def output_shape(self, input_shape):
-        if len(input_shape) != 4:
-            return None  # unknown: summary() guesses a flat input from the first Dense it finds; forward() explains
-        n, _, h, w = input_shape
-        return (n, self.out_channels, *self._output_size(h, w, input_shape))
-
     def _output_size(self, h, w, shape):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         oh, ow = F.conv_output_size(h, kh, sh, ph), F.conv_output_size(w, kw, sw, pw)
@@ -733,7 +737,7 @@ class Conv2d(Module):
         return F.col2im(dcols, x_shape, self.kernel_size, stride, padding)  # (N, C_in, H, W)
 
 
-class ConvTranspose2d(Module):
+class ConvTranspose2d(_Conv):
     """Transposed convolution (PyTorch's ``nn.ConvTranspose2d``): the input gradient of a ``Conv2d(out_channels ->
     in_channels)`` with the same kernel, stride and padding, used as a layer that upsamples
     (``F.conv_transpose2d_forward``).
@@ -774,12 +778,6 @@ class ConvTranspose2d(Module):
         return (f"ConvTranspose2d({self.in_channels}->{self.out_channels}, k={_show(self.kernel_size)}, "
                 f"s={_show(self.stride)}, p={_show(self.padding)}{extra}"
                 f"{'' if self.b is not None else ', bias=False'})")
-
-    def output_shape(self, input_shape):
-        if len(input_shape) != 4:
-            return None  # unknown: summary() guesses a flat input from the first Dense it finds; forward() explains
-        n, _, h, w = input_shape
-        return (n, self.out_channels, *self._output_size(h, w, input_shape))
 
     def _output_size(self, h, w, shape):
         (kh, kw), (sh, sw), (ph, pw), (qh, qw) = self.kernel_size, self.stride, self.padding, self.output_padding

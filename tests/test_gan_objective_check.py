@@ -6,21 +6,9 @@ import pytest
 
 from minigan import functional as F
 from minigan import gan as gan_module
-from minigan import nn, optim
 from minigan.gan import GAN
 from minigan.gradcheck import GradCheckError, check_gan_step
-
-
-def tiny_gan(loss="nonsaturating", pack=1, seed=0, **options):
-    r = np.random.default_rng(seed)
-    G = nn.Sequential(nn.Dense(3, 6, rng=r), nn.LeakyReLU(0.2), nn.Dense(6, 4, rng=r), nn.Tanh())
-    D = nn.Sequential(nn.Dense(4 * pack, 5, rng=r), nn.LeakyReLU(0.2), nn.Dense(5, 1, rng=r))
-    for p in G.params() + D.params():  # biases away from zero: no unit sits exactly at a kink
-        if p.name == "b":
-            p.data = r.standard_normal(p.shape).astype(np.float32) * 0.5
-    return GAN(G, D, optim.Adam(G.params(), 1e-3), optim.Adam(D.params(), 1e-3), noise_dim=3, loss=loss,
-               rng=seed, pack=pack, **options)
-
+from test_gan import tiny_gan  # the small GAN whose step the other GAN tests check
 
 REAL = np.random.default_rng(1).standard_normal((6, 4)).astype(np.float32)
 RIGHT_D_LOSS, RIGHT_G_LOSS = gan_module.discriminator_loss, gan_module.generator_loss

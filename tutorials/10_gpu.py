@@ -34,7 +34,6 @@
 # * GPU work is queued: time it only after `backend.synchronize(a)` has waited for it.
 
 # %%
-import copy
 import time
 
 import numpy as np

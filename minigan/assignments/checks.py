@@ -93,7 +93,14 @@ class Spec:
     written = False  # a written answer: recorded for the instructor, 0 points
 
     def cases(self, seed: int, hidden: bool) -> list[Case]:
-        raise NotImplementedError
+        """The visible (or grade-time) cases, drawn from ``self.makers`` with a generator seeded by ``seed``."""
+        rng = np.random.default_rng(seed)
+        out = []
+        for label, is_hidden, maker in self.makers:
+            if is_hidden == hidden:
+                names, args = maker(rng)
+                out.append(Case(label, hidden, tuple(args), tuple(names), N=int(np.shape(args[0])[0] or 1)))
+        return out
 
     def call(self, fn, case: Case) -> list:
         raise NotImplementedError
@@ -133,12 +140,7 @@ class Forward(Spec):
         self.makers, self.tensors, self.lesson, self.overflow = makers, [out_name], lesson, overflow
 
     def cases(self, seed, hidden):
-        rng = np.random.default_rng(seed)
-        out = []
-        for label, is_hidden, maker in self.makers:
-            if is_hidden == hidden:
-                names, args = maker(rng)
-                out.append(Case(label, hidden, tuple(args), tuple(names), N=int(np.shape(args[0])[0] or 1)))
+        out = super().cases(seed, hidden)
         if out and not hidden:  # the first visible case again in float32: the dtype must be preserved
             first = out[0]
             args32 = tuple(a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
@@ -432,15 +434,6 @@ class Plain(Spec):
         self.name, self.ref, self.makers, self.tensors, self.lesson = name, ref, makers, list(tensors), lesson
         self.keys, self._fd, self.extra, self.props = keys, fd or {}, extra, props or {}
         self.inplace = inplace or {}
-
-    def cases(self, seed, hidden):
-        rng = np.random.default_rng(seed)
-        out = []
-        for label, is_hidden, maker in self.makers:
-            if is_hidden == hidden:
-                names, args = maker(rng)
-                out.append(Case(label, hidden, tuple(args), tuple(names), N=int(np.shape(args[0])[0] or 1)))
-        return out
 
     def _read(self, result):
         if self.keys is None:

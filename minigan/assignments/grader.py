@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ASSIGNMENTS, mistakes
+from . import ASSIGNMENTS
 from .checks import Malformed, specs as load_specs
 
 DEFAULT_TIMEOUT = 10.0  # seconds per function

@@ -18,7 +18,6 @@ import ast
 import io
 import json
 import re
-import shutil
 import tempfile
 import zipfile
 from pathlib import Path
