@@ -61,6 +61,18 @@ def test_sigmoid_equals_the_stable_textbook_form(xp, dtype, rtol, rng):
     assert to_numpy(y)[0, 0] == 0.0 and to_numpy(y)[0, EXTREMES.shape[1] - 1] == 1.0  # saturated exactly
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_equals_the_where_form_bit_for_bit(xp, dtype, rng):
+    """The numerator max(e, [x >= 0]) is where(x >= 0, 1, e) exactly, infinities and NaN included."""
+    x = np.concatenate([EXTREMES, [[-104.0, -103.0, 104.0, np.inf, -np.inf, np.nan]],
+                        rng.standard_normal((1, 300)) * 10], axis=1).astype(dtype)
+    e = np.exp(-np.abs(x))
+    with np.errstate(invalid="ignore"):
+        expected = np.where(x >= 0, 1, e).astype(dtype) / (e + 1)
+        y, _ = F.sigmoid_forward(to(xp, x.copy()))
+    np.testing.assert_array_equal(to_numpy(y), expected)
+
+
 def test_sigmoid_leaves_its_input_alone(xp):
     x = to(xp, np.array([[-3.0, 0.5, 2.0]], np.float32))
     before = to_numpy(x).copy()
