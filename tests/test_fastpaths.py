@@ -230,6 +230,21 @@ def test_train_step_equals_a_plain_reference_step(arch):
     assert_train_step_matches_reference(gan, np.random.default_rng(5).random((3, n, 784)))
 
 
+def test_stacked_d_input_reuses_one_buffer_and_equals_concatenate(rng):
+    G, D = models.build_models("seed", 784, rng=0)
+    gan = GAN(G, D, optim.Adam(G.params()), optim.Adam(D.params()), 100, rng=1)
+    a, b = (rng.random((4, 784), dtype=np.float32) for _ in range(2))
+    first = gan._stack(a, b)
+    np.testing.assert_array_equal(first, np.concatenate([a, b]))
+    second = gan._stack(b, a)  # the next step: same buffer, new contents
+    assert second is first
+    np.testing.assert_array_equal(second, np.concatenate([b, a]))
+    smaller = gan._stack(a[:3], b[:3])  # another batch size: a buffer of its own shape
+    assert smaller.shape == (6, 784)
+    np.testing.assert_array_equal(smaller, np.concatenate([a[:3], b[:3]]))
+    assert gan._stack(a.astype(np.float64), b.astype(np.float64)).dtype == np.float64
+
+
 def test_step_on_a_copy_with_replaced_models_leaves_the_original_alone():
     """The step lists G's and D's parameters once; a copy of the GAN with new G and D must use its own
     (as minigan.gradcheck does), and D's requires_grad flags come back as they were."""
