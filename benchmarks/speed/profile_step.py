@@ -248,13 +248,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", nargs="+", default=["seed", "mlp"], choices=["seed", "mlp"])
     parser.add_argument("--batch", nargs="+", type=int, default=[64, 128, 256])
-    parser.add_argument("--threads", nargs="+", type=int, default=[2, 1])
+    parser.add_argument("--threads", nargs="+", type=int, default=[2, 1], help="BLAS threads; 0: leave as is")
     parser.add_argument("--steps", type=int, default=60)
     args = parser.parse_args(argv)
     print(f"CPU: {cpu_name()}; NumPy {np.__version__}; load {os.getloadavg()[0]:.2f}")
+    rows = []
     header = ("| threads | arch | N | step ms | instr. ms | " + " | ".join(CATEGORIES) + " | GEMM share |")
     for threads in args.threads:
-        print(f"BLAS: {set_threads(threads)}")
+        print(f"BLAS: {set_threads(threads) if threads else 'threads left as they are'}")
         print(header)
         print("|" + "---:|" * (len(CATEGORIES) + 6))
         for arch in args.arch:
@@ -263,7 +264,10 @@ def main(argv=None):
                 cells = " | ".join(f"{cats[c] * 1e3:.2f}" for c in CATEGORIES)
                 print(f"| {threads} | {arch} | {n} | {plain * 1e3:.2f} | {step * 1e3:.2f} | {cells} | "
                       f"{cats['GEMM'] / plain:.0%} |", flush=True)
+                rows.append({"threads": threads, "arch": arch, "batch": n, "step": plain, "instrumented": step,
+                             **cats})
     print(f"load after: {os.getloadavg()[0]:.2f}")
+    return rows
 
 
 if __name__ == "__main__":
