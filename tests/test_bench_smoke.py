@@ -63,3 +63,16 @@ def test_memory_check_sees_no_growth_per_step():
     assert result["peak_rss_mib"] > 0
     # optimizer state and cached targets exist after warm-up: later steps allocate and free the same amount
     assert abs(result["median_change_bytes"]) < 4096 and abs(result["growth_bytes_per_step"]) < 64
+
+
+def test_profile_prints_every_category_and_leaves_the_engine_unpatched(capsys):
+    from minigan import gan, nn, optim
+
+    before = (nn.Dense.forward, nn.Dense.backward, nn.LeakyReLU.backward, gan.discriminator_loss, optim.Adam.step)
+    profile = _load("profile_step")
+    rows = profile.main(["--arch", "seed", "--batch", "8", "--threads", "0", "--steps", "2"])
+    assert [(r["arch"], r["batch"]) for r in rows] == [("seed", 8)]
+    assert all(rows[0][c] >= 0 for c in profile.CATEGORIES) and rows[0]["GEMM"] > 0 and rows[0]["Adam"] > 0
+    assert (nn.Dense.forward, nn.Dense.backward, nn.LeakyReLU.backward, gan.discriminator_loss,
+            optim.Adam.step) == before
+    assert "| Adam |" in capsys.readouterr().out

@@ -61,6 +61,18 @@ def test_sigmoid_equals_the_stable_textbook_form(xp, dtype, rtol, rng):
     assert to_numpy(y)[0, 0] == 0.0 and to_numpy(y)[0, EXTREMES.shape[1] - 1] == 1.0  # saturated exactly
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_equals_the_where_form_bit_for_bit(xp, dtype, rng):
+    """The numerator max(e, [x >= 0]) is where(x >= 0, 1, e) exactly, infinities and NaN included."""
+    x = np.concatenate([EXTREMES, [[-104.0, -103.0, 104.0, np.inf, -np.inf, np.nan]],
+                        rng.standard_normal((1, 300)) * 10], axis=1).astype(dtype)
+    e = np.exp(-np.abs(x))
+    with np.errstate(invalid="ignore"):
+        expected = np.where(x >= 0, 1, e).astype(dtype) / (e + 1)
+        y, _ = F.sigmoid_forward(to(xp, x.copy()))
+    np.testing.assert_array_equal(to_numpy(y), expected)
+
+
 def test_sigmoid_leaves_its_input_alone(xp):
     x = to(xp, np.array([[-3.0, 0.5, 2.0]], np.float32))
     before = to_numpy(x).copy()
@@ -216,6 +228,21 @@ def test_train_step_equals_a_plain_reference_step(arch):
     gan = GAN(G, D, optim.Adam(G.params(), lr, betas, eps), optim.Adam(D.params(), lr, betas, eps),
               models.NOISE_DIM[arch], rng=11)
     assert_train_step_matches_reference(gan, np.random.default_rng(5).random((3, n, 784)))
+
+
+def test_stacked_d_input_reuses_one_buffer_and_equals_concatenate(rng):
+    G, D = models.build_models("seed", 784, rng=0)
+    gan = GAN(G, D, optim.Adam(G.params()), optim.Adam(D.params()), 100, rng=1)
+    a, b = (rng.random((4, 784), dtype=np.float32) for _ in range(2))
+    first = gan._stack(a, b)
+    np.testing.assert_array_equal(first, np.concatenate([a, b]))
+    second = gan._stack(b, a)  # the next step: same buffer, new contents
+    assert second is first
+    np.testing.assert_array_equal(second, np.concatenate([b, a]))
+    smaller = gan._stack(a[:3], b[:3])  # another batch size: a buffer of its own shape
+    assert smaller.shape == (6, 784)
+    np.testing.assert_array_equal(smaller, np.concatenate([a[:3], b[:3]]))
+    assert gan._stack(a.astype(np.float64), b.astype(np.float64)).dtype == np.float64
 
 
 def test_step_on_a_copy_with_replaced_models_leaves_the_original_alone():
