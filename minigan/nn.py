@@ -390,7 +390,33 @@ class Dense(Module):
         return dy @ W.T if need_input_grad else None  # (N, in)
 
 
-class BatchNorm1d(Module):
+class _BatchNorm(Module):
+    """What BatchNorm1d and BatchNorm2d share: gamma and beta, the running statistics kept as buffers, and their
+    update ``running = (1 - momentum) * running + momentum * batch`` (the variance unbiased: ``var * m / (m - 1)``
+    for m values per feature)."""
+
+    buffer_names = ("running_mean", "running_var")
+
+    def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float32):
+        super().__init__()
+        where = type(self).__name__
+        self.num_features = V.integer(where, "num_features", num_features)
+        self.momentum = V.real(where, "momentum", momentum, low=0, high=1, low_open=True)
+        self.eps = V.real(where, "eps", eps, low=0, low_open=True)
+        dtype = V.float_dtype(where, "dtype", dtype)
+        self.gamma = Param(np.ones(self.num_features, dtype=dtype), "gamma")
+        self.beta = Param(np.zeros(self.num_features, dtype=dtype), "beta")
+        self.running_mean = np.zeros(self.num_features, dtype=dtype)  # (F,)
+        self.running_var = np.ones(self.num_features, dtype=dtype)  # (F,)
+
+    def _track(self, mu, var, m: int) -> None:
+        """Fold one training batch's mean and (biased) variance, over m values per feature, into the buffers."""
+        r = self.momentum
+        self.running_mean = (1 - r) * self.running_mean + r * mu  # (F,)
+        self.running_var = (1 - r) * self.running_var + r * (var * (m / (m - 1)))  # (F,) unbiased
+
+
+class BatchNorm1d(_BatchNorm):
     """Batch normalisation of each feature (Ioffe & Szegedy, 2015), the layer DCGAN-style generators put after
     each hidden Dense.
 
@@ -412,19 +438,6 @@ class BatchNorm1d(Module):
 
     Derivation: docs/derivations.md#batch-norm
     """
-
-    buffer_names = ("running_mean", "running_var")
-
-    def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float32):
-        super().__init__()
-        self.num_features = V.integer("BatchNorm1d", "num_features", num_features)
-        self.momentum = V.real("BatchNorm1d", "momentum", momentum, low=0, high=1, low_open=True)
-        self.eps = V.real("BatchNorm1d", "eps", eps, low=0, low_open=True)
-        dtype = V.float_dtype("BatchNorm1d", "dtype", dtype)
-        self.gamma = Param(np.ones(self.num_features, dtype=dtype), "gamma")
-        self.beta = Param(np.zeros(self.num_features, dtype=dtype), "beta")
-        self.running_mean = np.zeros(self.num_features, dtype=dtype)
-        self.running_var = np.ones(self.num_features, dtype=dtype)
 
     def __repr__(self) -> str:
         return f"BatchNorm1d({self.num_features})"
@@ -450,10 +463,7 @@ class BatchNorm1d(Module):
             raise ValueError(f"{self.label}: a training-mode batch needs at least 2 rows to have a variance, got "
                              f"{shape[0]}; sample in eval mode (module.eval()) or use a larger batch")
         y, cache = F.batchnorm_forward(x, self.gamma.data, self.beta.data, self.eps)
-        mu, var = cache[3], cache[4]  # the batch's statistics, (F,) each
-        m, n = self.momentum, shape[0]
-        self.running_mean = (1 - m) * self.running_mean + m * mu  # (F,)
-        self.running_var = (1 - m) * self.running_var + m * (var * (n / (n - 1)))  # (F,) unbiased
+        self._track(cache[3], cache[4], shape[0])  # the batch's mean and variance, (F,) each
         self._save_cache(("train", cache))
         return y
 
@@ -819,7 +829,7 @@ def _show(pair):
     return str(pair[0]) if pair[0] == pair[1] else str(tuple(pair))
 
 
-class BatchNorm2d(Module):
+class BatchNorm2d(_BatchNorm):
     """Batch normalisation of each channel over the batch and every pixel (PyTorch's ``nn.BatchNorm2d``): the
     layer DCGAN puts after each hidden (transposed) convolution.
 
@@ -832,18 +842,7 @@ class BatchNorm2d(Module):
     Derivation: docs/derivations.md#batchnorm2d
     """
 
-    buffer_names = ("running_mean", "running_var")
     keeps_output = False  # y is a new array; the cache holds xhat
-
-    def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float32):
-        super().__init__()
-        if not 0 < momentum <= 1 or eps <= 0:
-            raise ValueError(f"BatchNorm2d: need 0 < momentum <= 1 and eps > 0, got momentum={momentum}, eps={eps}")
-        self.num_features, self.momentum, self.eps = int(num_features), float(momentum), float(eps)
-        self.gamma = Param(np.ones(self.num_features, dtype=dtype), "gamma")
-        self.beta = Param(np.zeros(self.num_features, dtype=dtype), "beta")
-        self.running_mean = np.zeros(self.num_features, dtype=dtype)
-        self.running_var = np.ones(self.num_features, dtype=dtype)
 
     def __repr__(self) -> str:
         return f"BatchNorm2d({self.num_features})"
@@ -861,9 +860,7 @@ class BatchNorm2d(Module):
                              f"to have a variance, got input of shape {shape}; use eval mode (module.eval()) or a "
                              "larger batch")
         y, cache = F.batchnorm2d_forward(x, self.gamma.data, self.beta.data, self.eps)
-        mu, var, r = cache[3], cache[4], self.momentum
-        self.running_mean = (1 - r) * self.running_mean + r * mu  # (C,)
-        self.running_var = (1 - r) * self.running_var + r * (var * (m / (m - 1)))  # (C,) unbiased
+        self._track(cache[3], cache[4], m)  # the batch's per-channel mean and variance, (C,) each
         self._save_cache(cache)
         return y  # (N, C, H, W)
 
