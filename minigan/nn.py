@@ -660,10 +660,11 @@ def _check_image(module, x, channels):
                          f"{channels} channel(s), got {shape} with {shape[1]}")
     params = module.params()
     if params and x.dtype != params[0].data.dtype:
+        # the model can follow the input only to the other dtype minigan computes in (float32 <-> float64)
+        or_model = f" or the model (model.to(dtype='{x.dtype}'))" if x.dtype in V.FLOAT_DTYPES else ""
         raise TypeError(
             f"{module.label}: input dtype {x.dtype} differs from the weights' {params[0].data.dtype}; minigan never "
-            f"promotes silently. Convert the input (x.astype('{params[0].data.dtype}')) or the model "
-            f"(model.to(dtype='{x.dtype}'))."
+            f"promotes silently. Convert the input (x.astype('{params[0].data.dtype}')){or_model}."
         )
     if params:
         xp_of(x, params[0].data)  # raises a clear TypeError for NumPy/CuPy mixes

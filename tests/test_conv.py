@@ -583,8 +583,11 @@ def test_reshape_mismatch_dtype_and_backend_mixes_are_explained(rng):
         nn.Sequential(nn.Dense(3, 15, rng=rng), nn.Reshape((4, 2, 2))).forward(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match="at most one -1"):
         nn.Reshape((-1, -1))
-    with pytest.raises(TypeError, match="input dtype float64 differs from the weights' float32"):
+    with pytest.raises(TypeError, match=r"dtype float64 differs from the weights' float32.*model.to\(dtype='float64'\)"):
         nn.Conv2d(1, 1, 3).forward(np.zeros((1, 1, 3, 3)))
+    with pytest.raises(TypeError, match="input dtype float16 differs") as refused:  # a dtype minigan refuses ...
+        nn.Conv2d(1, 1, 3).forward(np.zeros((1, 1, 3, 3), np.float16))
+    assert "model.to" not in str(refused.value)  # ... is never offered as the model's way out
     with pytest.raises(ValueError, match=r"conv2d: expected input of shape \(N, 2, H, W\)"):
         F.conv2d_forward(np.zeros((1, 3, 4, 4)), np.zeros((1, 2, 3, 3)))
 
