@@ -583,7 +583,7 @@ def test_reshape_mismatch_dtype_and_backend_mixes_are_explained(rng):
         nn.Sequential(nn.Dense(3, 15, rng=rng), nn.Reshape((4, 2, 2))).forward(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match="at most one -1"):
         nn.Reshape((-1, -1))
-    with pytest.raises(TypeError, match=r"dtype float64 differs from the weights' float32.*model.to\(dtype='float64'\)"):
+    with pytest.raises(TypeError, match=r"float64 differs from the weights' float32.*model.to\(dtype='float64'\)"):
         nn.Conv2d(1, 1, 3).forward(np.zeros((1, 1, 3, 3)))
     with pytest.raises(TypeError, match="input dtype float16 differs") as refused:  # a dtype minigan refuses ...
         nn.Conv2d(1, 1, 3).forward(np.zeros((1, 1, 3, 3), np.float16))
