@@ -64,9 +64,22 @@ def atomic_write(path, write) -> None:
         raise
 
 
+class NonFiniteWeights(ValueError):
+    """A model holds a NaN or an infinity: such a checkpoint is never written. ``.names``: e.g. ``["G 0.W"]``."""
+
+    def __init__(self, names):
+        super().__init__(f"non-finite weights in {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}")
+        self.names = names
+
+
 def save_checkpoint(path, *, G, D, g_optimizer, d_optimizer, step: int, rng, config: dict) -> None:
+    """Write every array of a run into ``path`` atomically; raise NonFiniteWeights (nothing written) if G or D
+    holds a NaN or an infinity. The weights are checked on the host copies the file is made of."""
     arrays = {f"G/{k}": v for k, v in G.state_dict().items()}
     arrays.update({f"D/{k}": v for k, v in D.state_dict().items()})
+    bad = [key.replace("/", " ", 1) for key, v in arrays.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    if bad:
+        raise NonFiniteWeights(bad)
     arrays.update({f"g_opt/{k}": v for k, v in g_optimizer.state_dict().items()})
     arrays.update({f"d_opt/{k}": v for k, v in d_optimizer.state_dict().items()})
     arrays["step"] = np.asarray(step, dtype=np.int64)

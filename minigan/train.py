@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, backend, data, models, optim, plot
-from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, NonFiniteWeights, atomic_write, load_checkpoint, save_checkpoint
 from .gan import GAN
 
 CHECKPOINT = "checkpoint.npz"
@@ -175,17 +175,15 @@ class Run:
         stays. On a GPU the losses are read only at logging steps, so a sample step or Ctrl-C between them may find
         weights that diverged unseen; the weights themselves are checked, on the host copy the file is made of."""
         path = self.out / CHECKPOINT
-        bad = [f"{who} {name}" for who, model in (("G", self.gan.G), ("D", self.gan.D))
-               for name, value in model.state_dict().items()
-               if value.dtype.kind == "f" and not np.isfinite(value).all()]
-        if bad:
+        try:
+            save_checkpoint(path, G=self.gan.G, D=self.gan.D, g_optimizer=self.gan.g_optimizer,
+                            d_optimizer=self.gan.d_optimizer, step=self.step, rng=self.gan.rng,
+                            config=self.saved_config())
+        except NonFiniteWeights as err:
             kept = f"the last good checkpoint {path} is kept" if path.exists() else "no checkpoint had been written"
             raise TrainingDiverged(
-                f"training stopped at step {self.step}: non-finite weights in {', '.join(bad[:4])}"
-                f"{' ...' if len(bad) > 4 else ''}, so no checkpoint was saved; {kept}. Likely cause: a learning "
-                "rate too high for this model (try lower --lr-d/--lr-g).")
-        save_checkpoint(path, G=self.gan.G, D=self.gan.D, g_optimizer=self.gan.g_optimizer,
-                        d_optimizer=self.gan.d_optimizer, step=self.step, rng=self.gan.rng, config=self.saved_config())
+                f"training stopped at step {self.step}: {err}, so no checkpoint was saved; {kept}. Likely cause: a "
+                "learning rate too high for this model (try lower --lr-d/--lr-g).") from None
         return path
 
     def restore(self, ckpt: dict) -> None:
