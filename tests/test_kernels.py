@@ -1,0 +1,126 @@
+"""The compiled CPU kernels (minigan.kernels) equal the plain NumPy form bit for bit, and are used where they apply.
+
+Bit for bit, not "close": a checkpoint written by a run with Numba must resume identically without it, and the
+GAN step's reference tests (test_fastpaths.py) then hold for both paths at once.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from minigan import kernels, nn, optim
+
+from conftest import REPO, to
+
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="Numba not importable here: the plain path is all")
+
+
+def run_adam(w0, grads, plain, parallel_min=None, **hyper):
+    """Adam over ``grads`` from ``w0``; ``plain=True`` forces the NumPy path, ``parallel_min`` the kernel choice."""
+    p = nn.Param(w0.copy())
+    opt = optim.Adam([p], **hyper)
+    saved = (kernels._compiled, kernels._failed, kernels.PARALLEL_MIN)
+    try:
+        if plain:
+            kernels._compiled, kernels._failed = None, True
+        if parallel_min is not None:
+            kernels.PARALLEL_MIN = parallel_min
+        for g in grads:
+            p.grad = g
+            opt.step()
+    finally:
+        kernels._compiled, kernels._failed, kernels.PARALLEL_MIN = saved
+    return p.data, opt.state[p]
+
+
+@given(shape=st.sampled_from([(1,), (7,), (3, 5), (64, 33), (2, 3, 4, 5)]),
+       dtype=st.sampled_from([np.float32, np.float64]),
+       beta1=st.sampled_from([0.0, 0.5, 0.9]), beta2=st.sampled_from([0.9, 0.999]),
+       lr=st.sampled_from([1e-4, 2e-4, 1e-2]), eps=st.sampled_from([1e-8, 1e-3]),
+       weight_decay=st.sampled_from([0.0, 0.01]), parallel=st.booleans(), seed=st.integers(0, 2**16))
+def test_fused_adam_equals_the_plain_update_bit_for_bit(shape, dtype, beta1, beta2, lr, eps, weight_decay, parallel,
+                                                        seed):
+    rng = np.random.default_rng(seed)
+    w0 = rng.standard_normal(shape).astype(dtype)
+    # gradients over many scales, exact zeros included (m / (sqrt(v) + eps) with v = 0)
+    grads = [(rng.standard_normal(shape) * 10.0 ** rng.integers(-8, 4)).astype(dtype) for _ in range(6)]
+    grads[2][...] = 0
+    hyper = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
+    w_fast, s_fast = run_adam(w0, grads, plain=False, parallel_min=0 if parallel else 1 << 40, **hyper)
+    w_plain, s_plain = run_adam(w0, grads, plain=True, **hyper)
+    assert w_fast.dtype == dtype and s_fast["exp_avg"].dtype == dtype
+    np.testing.assert_array_equal(w_fast, w_plain)
+    np.testing.assert_array_equal(s_fast["exp_avg"], s_plain["exp_avg"])
+    np.testing.assert_array_equal(s_fast["exp_avg_sq"], s_plain["exp_avg_sq"])
+    assert s_fast["step"] == s_plain["step"] == len(grads)
+
+
+def test_fused_adam_runs_where_it_applies_and_only_there():
+    a = np.ones(8, np.float32)
+    args = (0.5, 0.999, 1e-8, 1e-3, 0.0)
+    assert kernels.adam_update(a.copy(), a.copy(), a.copy(), a.copy(), *args)
+    # not taken (and nothing written): a strided view, mixed dtypes, integers
+    p = np.ones(16, np.float32)[::2]
+    before = p.copy()
+    assert not kernels.adam_update(p, a.copy(), a.copy(), a.copy(), *args)
+    np.testing.assert_array_equal(p, before)
+    assert not kernels.adam_update(a.copy(), a.astype(np.float64), a.copy(), a.copy(), *args)
+    i = np.ones(8, np.int64)
+    assert not kernels.adam_update(i, i, i, i, *args)
+
+
+def test_cupy_arrays_take_the_plain_path(rng):
+    """The kernel is for NumPy arrays only: a CuPy array (real, or the strict stand-in, which refuses implicit
+    host copies) must go through _plain_update, and still give the plain result."""
+    import cupy
+
+    w0 = rng.standard_normal((5, 4))
+    grads = [rng.standard_normal((5, 4)) for _ in range(3)]
+    assert not kernels.adam_update(*(to(cupy, w0.copy()) for _ in range(4)), 0.5, 0.999, 1e-8, 1e-3, 0.0)
+    p = nn.Param(to(cupy, w0.copy()))
+    opt = optim.Adam([p], lr=1e-3)
+    for g in grads:
+        p.grad = to(cupy, g)
+        opt.step()
+    w_plain, _ = run_adam(w0, grads, plain=True, lr=1e-3)
+    np.testing.assert_allclose(cupy.asnumpy(p.data), w_plain, rtol=1e-14, atol=1e-15)
+
+
+def test_no_numba_switch_gives_the_same_training_run():
+    """MINIGAN_NO_NUMBA=1 (the plain path) and the default path train the same GAN to the same bits."""
+    code = (
+        "import numpy as np, hashlib\n"
+        "from minigan import kernels, models, optim\n"
+        "from minigan.gan import GAN\n"
+        "G, D = models.build_models('seed', 784, rng=0)\n"
+        "gan = GAN(G, D, optim.Adam(G.params(), 2e-4, (0.5, 0.999)), optim.Adam(D.params(), 2e-4, (0.5, 0.999)),"
+        " 100, rng=1)\n"
+        "x = np.random.default_rng(2).random((32, 784), dtype=np.float32)\n"
+        "for _ in range(3): gan.train_step(x)\n"
+        "h = hashlib.sha256(b''.join(p.data.tobytes() for p in G.params() + D.params())).hexdigest()\n"
+        "print(kernels.available(), h)\n"
+    )
+    out = {}
+    for flag in ("", "1"):
+        env = dict(os.environ, PYTHONPATH=str(REPO), MINIGAN_NO_NUMBA=flag)
+        res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        out[flag] = res.stdout.split()
+    assert out[""][0] == "True" and out["1"][0] == "False"
+    assert out[""][1] == out["1"][1]
+
+
+def test_set_threads_clips_to_the_pool():
+    before = kernels.threads()
+    try:
+        kernels.set_threads(10_000)
+        assert 1 <= kernels.threads() <= os.cpu_count()
+        kernels.set_threads(0)
+        assert kernels.threads() == 1
+    finally:
+        kernels.set_threads(before)
