@@ -31,13 +31,16 @@ def test_quick_benchmark_reports_every_contender(bench, tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert saved["rows"] == json.loads(json.dumps(result["rows"]))
     timed = ["minigan", "gemm"] + [r for r in ("torch", "torch-fused", "jax") if r not in saved["skipped"]]
-    assert [(r["arch"], r["batch"]) for r in saved["rows"]] == [("seed", 8)]
+    # both tables: every contender in this process, then each in a process of its own
+    assert [(r["processes"], r["arch"], r["batch"]) for r in saved["rows"]] == [("one", "seed", 8),
+                                                                               ("separate", "seed", 8)]
     for row in saved["rows"]:
         assert sorted(row["ms"]) == sorted(timed) and all(v > 0 for v in row["ms"].values())
         assert 0 < row["ratios"]["gemm_share"] and set(row["ratios"]) >= {f"minigan/{r}" for r in timed[1:]}
-    assert saved["environment"]["threads"] == 1 and saved["environment"]["cpu"]
+    env = saved["environment"]
+    assert env["threads"] == 1 and env["cpu"] and env["vector_extensions"] and env["openblas"]
     printed = capsys.readouterr().out
-    assert "| seed |" in printed and "GEMM share" in printed
+    assert "| seed |" in printed and "GEMM share" in printed and "each contender in its own process" in printed
 
 
 def test_every_architecture_has_its_references(bench):

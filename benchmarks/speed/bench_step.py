@@ -378,6 +378,80 @@ def bench_case(arch, n, names, backend, steps, rounds, warmup, settle=0.0):
     return ms, cores
 
 
+class Worker:
+    """One contender in a process of its own (``bench_step.py --worker NAME``), driven over stdin/stdout.
+
+    The process builds the contender and runs its warm-up at start; each ``run K`` line then times K steps and
+    answers one JSON line of per-step ``[wall, cpu]`` seconds. Only one worker runs at a time, so each has the
+    machine to itself, and no two BLAS/OpenMP pools share a process.
+    """
+
+    def __init__(self, name, arch, n, args):
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--arch", arch, "--batch", str(n),
+               "--warmup", str(args.warmup), "--threads", str(args.threads), "--backend", args.backend]
+        self.name = name
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        ready = self.proc.stdout.readline()
+        if ready.strip() != "ready":
+            raise RuntimeError(f"bench worker {name} ({arch}, N={n}) did not start: {ready!r}")
+
+    def run(self, steps):
+        self.proc.stdin.write(f"run {steps}\n")
+        return [tuple(t) for t in json.loads(self.proc.stdout.readline())]
+
+    def close(self):
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def worker_main(args):
+    set_all_threads(args.threads)
+    contender = CONTENDERS[args.worker](args.arch[0], args.batch[0], args.backend)
+    time_steps(contender, args.warmup)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.startswith("run"):
+            print(json.dumps(time_steps(contender, int(line.split()[1]))), flush=True)
+        else:
+            break
+
+
+def set_all_threads(n):
+    """BLAS, torch and minigan's kernels on n threads (jax keeps its own pool: XLA takes no such setting)."""
+    from minigan import kernels
+
+    kernels.set_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=n, user_api="blas")
+    except ImportError:
+        pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
+def bench_case_separate(arch, n, names, args):
+    """``bench_case`` with each contender in its own process (see ``Worker``): the same alternating rounds."""
+    workers = [Worker(name, arch, n, args) for name in names]
+    try:
+        times = {w.name: [] for w in workers}
+        per_round = max(1, args.steps // args.rounds)
+        for r in range(args.rounds):
+            for w in workers[r % len(workers):] + workers[: r % len(workers)]:
+                if args.settle:
+                    time.sleep(args.settle)
+                    w.run(1)
+                times[w.name] += w.run(per_round)
+    finally:
+        for w in workers:
+            w.close()
+    ms = {name: 1e3 * float(np.median([w for w, _ in ts])) for name, ts in times.items()}
+    cores = {name: float(np.median([c for _, c in ts]) / np.median([w for w, _ in ts])) for name, ts in times.items()}
+    return ms, cores
+
+
 # ---------------------------------------------------------------------------------------------- environment
 
 
@@ -402,11 +476,47 @@ def blas_threads(n):
         yield
 
 
+def vector_extensions():
+    """The SIMD extensions that decide which BLAS kernel runs (AVX2/FMA: OpenBLAS Haswell/Zen; AVX-512: SkylakeX)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    return " ".join(f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "amx_tile")
+                    if f in flags) or "none of sse4.2/avx"
+
+
+def openblas_kernel():
+    """OpenBLAS's own description (version, build) and the kernel it picked, read from NumPy's bundled library."""
+    import ctypes
+    import glob
+
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "libscipy_openblas*.so*"))
+    if not libs:
+        return "not NumPy's bundled OpenBLAS"
+    lib = ctypes.CDLL(libs[0])
+    for suffix in ("64_", ""):
+        get_core = getattr(lib, f"scipy_openblas_get_corename{suffix}", None)
+        get_config = getattr(lib, f"scipy_openblas_get_config{suffix}", None)
+        if get_core is not None and get_config is not None:
+            get_core.restype = get_config.restype = ctypes.c_char_p
+            return f"{get_config().decode().strip()}; kernel {get_core().decode()}"
+    return "OpenBLAS (no corename call)"
+
+
 def environment(threads, refs):
+    from minigan import kernels
+
     env = {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-        "threads": threads, "blas": blas_info(),
-        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")},
+        "cpu": cpu_model(), "cores": os.cpu_count(), "vector_extensions": vector_extensions(),
+        "python": platform.python_version(), "numpy": np.__version__,
+        "threads": threads, "blas": blas_info(), "openblas": openblas_kernel(),
+        "minigan_kernels": (f"numba {kernels._compiled.numba.__version__}, {kernels.threads()} threads, "
+                            f"{kernels._compiled.numba.config.THREADING_LAYER} layer"
+                            if kernels.available() else "plain NumPy (no Numba)"),
+        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS",
+                                                "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "MINIGAN_NO_NUMBA")},
     }
     if any(r.startswith("torch") for r in refs):
         import torch
@@ -476,6 +586,10 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true", help="a few steps only: checks that everything runs")
     p.add_argument("--peak-rss", action="store_true", help="also report peak RSS and per-step memory growth")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.add_argument("--processes", choices=["one", "separate", "both"], default="both",
+                   help="one: every contender in this process; separate: each in its own process (no two thread "
+                        "pools in one process); both (default): the two tables")
+    p.add_argument("--worker", choices=list(CONTENDERS), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.rounds, args.warmup, args.settle = 2, 1, 1, 0.0
@@ -486,6 +600,8 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.worker:
+        return worker_main(args)
     if args.backend == "cupy":
         mb.resolve("cupy")  # a clear error when there is no GPU
     refs, notes = available_refs(args.refs, args.backend)
@@ -494,18 +610,26 @@ def main(argv=None):
 
         torch.set_num_threads(args.threads)
     names = ["minigan"] + refs
+    modes = ["one", "separate"] if args.processes == "both" else [args.processes]
     rows = []
+    set_all_threads(args.threads)
     with blas_threads(args.threads):
         env = environment(args.threads, refs)
-        for arch in args.arch:
-            for n in args.batch:
-                load_before = os.getloadavg()[0]
-                ms, cores = bench_case(arch, n, names, args.backend, args.steps, args.rounds, args.warmup, args.settle)
-                row = {"arch": arch, "batch": n, "ms": ms, "cores_busy": cores,
-                       "loadavg_1min": [load_before, os.getloadavg()[0]]}
-                row["ratios"] = ratios(row)
-                rows.append(row)
-                print(f"  {arch} N={n}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in ms.items()), file=sys.stderr)
+        for mode in modes:
+            for arch in args.arch:
+                for n in args.batch:
+                    load_before = os.getloadavg()[0]
+                    if mode == "one":
+                        ms, cores = bench_case(arch, n, names, args.backend, args.steps, args.rounds, args.warmup,
+                                               args.settle)
+                    else:
+                        ms, cores = bench_case_separate(arch, n, names, args)
+                    row = {"processes": mode, "arch": arch, "batch": n, "ms": ms, "cores_busy": cores,
+                           "loadavg_1min": [load_before, os.getloadavg()[0]]}
+                    row["ratios"] = ratios(row)
+                    rows.append(row)
+                    print(f"  [{mode}] {arch} N={n}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in ms.items()),
+                          file=sys.stderr)
     result = {"backend": args.backend, "steps": args.steps, "rounds": args.rounds, "warmup": args.warmup,
               "settle_s": args.settle, "command": " ".join(["bench_step.py"] + list(sys.argv[1:] if argv is None else argv)),
               "environment": env, "skipped": notes, "rows": rows}
@@ -513,12 +637,15 @@ def main(argv=None):
         result["memory"] = peak_rss(args)
     print(f"backend {args.backend}, {args.threads} threads, median of {args.steps} steps after {args.warmup} warm-up, "
           f"{args.rounds} alternating rounds")
-    print(f"CPU: {env['cpu']} ({env['cores']} cores); BLAS: {env['blas']}")
+    print(f"CPU: {env['cpu']} ({env['cores']} cores; {env['vector_extensions']}); BLAS: {env['openblas']}; "
+          f"threadpoolctl: {env['blas']}; minigan kernels: {env['minigan_kernels']}")
     loads = [x for row in rows for x in row["loadavg_1min"]]
     print(f"1-minute load average during the run: {min(loads):.2f} to {max(loads):.2f} (other processes share the cores)")
     for name, note in notes.items():
         print(f"{name}: {note}")
-    print(format_table(rows, names))
+    for mode in modes:
+        print(f"\n{'all contenders in one process' if mode == 'one' else 'each contender in its own process'}:")
+        print(format_table([row for row in rows if row["processes"] == mode], names))
     print("ratios are minigan / reference (below 1: minigan faster); GEMM share = gemm / minigan")
     print("cores kept busy (process CPU time / wall time, medians): " + "; ".join(
         f"{row['arch']} {row['batch']}: " + " ".join(f"{k} {v:.1f}" for k, v in row["cores_busy"].items())
