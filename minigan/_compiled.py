@@ -36,3 +36,47 @@ def adam_parallel(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, ep
         m[i] = mi
         v[i] = vi
         p[i] = p[i] - (mi / (np.sqrt(vi) + eps_hat)) * step_size
+
+
+# ------------------------------------------------------------------------------------------ activations
+# Arithmetic only, so they equal NumPy bit for bit. (tanh and exp stay in NumPy: a compiled expf/tanhf need not
+# round as NumPy's own SIMD versions do.) Each has a one-thread and a many-thread build, as Adam has.
+
+
+def _leaky_relu_forward(x, y, slope):
+    for i in numba.prange(x.size):  # y = max(x, slope x), as NumPy's maximum (NaN propagates)
+        xi = x[i]
+        si = xi * slope
+        y[i] = xi if xi >= si else si
+
+
+def _leaky_relu_backward(dy, y, one_minus_slope, slope, dx):
+    # dx = dy ((1 - slope) [y > 0] + slope), the mask's two cases written out: 1 (1 - slope) + slope and
+    # 0 (1 - slope) + slope = slope round exactly as NumPy's arithmetic on the 0/1 mask does
+    one = one_minus_slope + slope
+    for i in numba.prange(dy.size):
+        dx[i] = (one if y[i] > 0 else slope) * dy[i]
+
+
+def _sigmoid_backward(dy, y, one, dx):
+    # ``one`` is 1 in the arrays' dtype: a literal 1 would be an integer, and integer - float32 is float64 here
+    for i in numba.prange(dy.size):  # dx = dy y (1 - y)
+        yi = y[i]
+        dx[i] = ((one - yi) * yi) * dy[i]
+
+
+def _tanh_backward(dy, y, one, dx):
+    for i in numba.prange(dy.size):  # dx = dy (1 - y^2)
+        yi = y[i]
+        dx[i] = (one - yi * yi) * dy[i]
+
+
+def _builds(fn):
+    # prange runs as a plain range without parallel=True
+    return numba.njit(**_JIT)(fn), numba.njit(parallel=True, **_JIT)(fn)
+
+
+leaky_relu_forward = _builds(_leaky_relu_forward)
+leaky_relu_backward = _builds(_leaky_relu_backward)
+sigmoid_backward = _builds(_sigmoid_backward)
+tanh_backward = _builds(_tanh_backward)

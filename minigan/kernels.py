@@ -1,4 +1,4 @@
-"""Fused CPU kernels: the engine's hottest elementwise loop compiled by Numba, one pass over memory.
+"""Fused CPU kernels: the engine's hottest elementwise loops compiled by Numba, one pass over memory.
 
 NumPy runs ``m *= beta1; m += (1 - beta1) * g; ...`` as separate passes, each reading and writing whole arrays, on
 one core: Adam is twelve such passes per parameter array, and on the ``mlp`` GAN (2.9 M parameters) it took a
@@ -7,8 +7,9 @@ element, once, vectorised, and split over the cores for large arrays. Their resu
 bit for bit (no fast-math, no fused multiply-add); ``tests/test_kernels.py`` checks exactly that, so a run resumed
 with or without Numba continues identically.
 
-Read the formula where it lives: ``minigan.optim.Adam`` (docstring and ``_plain_update``); this module is only the
-fast form of it. It takes NumPy arrays on the CPU; CuPy arrays take the plain path. Without Numba (or with
+Read the formulas where they live: ``minigan.optim.Adam`` (docstring and ``_plain_update``) and
+``minigan.functional`` (the activations' backward passes and the leaky ReLU); this module is only their fast form.
+Each function here returns None (or False) when it cannot take its arrays, and the caller runs the plain form. It takes NumPy arrays on the CPU; CuPy arrays take the plain path. Without Numba (or with
 ``MINIGAN_NO_NUMBA=1`` in the environment) ``available()`` is False and the plain path is used everywhere.
 
 Threads: Numba's pool (``NUMBA_NUM_THREADS``, default all cores; ``set_threads(n)`` at run time). Arrays smaller
@@ -19,7 +20,10 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["available", "set_threads", "threads", "adam_update", "PARALLEL_MIN"]
+import numpy as np
+
+__all__ = ["available", "set_threads", "threads", "adam_update", "leaky_relu_forward", "leaky_relu_backward",
+           "sigmoid_backward", "tanh_backward", "PARALLEL_MIN"]
 
 PARALLEL_MIN = 1 << 16
 _compiled = None  # minigan._compiled, imported on first use (importing Numba takes ~0.3 s)
@@ -79,8 +83,52 @@ def adam_update(p, g, m, v, beta1, beta2, eps_hat, step_size, weight_decay) -> b
     """
     if not available() or not _fits(p, g, m, v):
         return False
-    kernel = _compiled.adam_parallel if p.size >= PARALLEL_MIN and threads() > 1 else _compiled.adam_serial
+    kernel = _pick((_compiled.adam_serial, _compiled.adam_parallel), p.size)
     t = p.dtype.type  # each scalar rounded to the arrays' dtype, as NumPy does with a Python float
     kernel(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), t(beta1), t(1 - beta1), t(beta2),
            t(1 - beta2), t(eps_hat), t(step_size), t(weight_decay))
     return True
+
+
+def _pick(builds, size):
+    """The many-thread build for a large array when there are threads to use, else the one-thread build."""
+    return builds[1] if size >= PARALLEL_MIN and threads() > 1 else builds[0]
+
+
+def leaky_relu_forward(x, slope, out=None):
+    """``y = max(x, slope x)`` (``F.leaky_relu_forward`` for 0 <= slope < 1) in one pass; ``out=x``: in place."""
+    if not available() or not 0 <= slope < 1 or x.ndim == 0 or not _fits(x) or (out is not None and
+                                                                                 not _fits(x, out)):
+        return None
+    y = np.empty_like(x) if out is None else out
+    _pick(_compiled.leaky_relu_forward, x.size)(x.reshape(-1), y.reshape(-1), x.dtype.type(slope))
+    return y
+
+
+def leaky_relu_backward(dy, y, slope):
+    """``dx = dy ((1 - slope) [y > 0] + slope)`` (``F.leaky_relu_backward``) in one pass."""
+    if not available() or not _fits(dy, y):
+        return None
+    dx = np.empty_like(dy)
+    t = dy.dtype.type
+    _pick(_compiled.leaky_relu_backward, dy.size)(dy.reshape(-1), y.reshape(-1), t(1 - slope), t(slope),
+                                                  dx.reshape(-1))
+    return dx
+
+
+def sigmoid_backward(dy, y):
+    """``dx = dy y (1 - y)`` (``F.sigmoid_backward``) in one pass."""
+    if not available() or not _fits(dy, y):
+        return None
+    dx = np.empty_like(dy)
+    _pick(_compiled.sigmoid_backward, dy.size)(dy.reshape(-1), y.reshape(-1), dy.dtype.type(1), dx.reshape(-1))
+    return dx
+
+
+def tanh_backward(dy, y):
+    """``dx = dy (1 - y^2)`` (``F.tanh_backward``) in one pass."""
+    if not available() or not _fits(dy, y):
+        return None
+    dx = np.empty_like(dy)
+    _pick(_compiled.tanh_backward, dy.size)(dy.reshape(-1), y.reshape(-1), dy.dtype.type(1), dx.reshape(-1))
+    return dx

@@ -20,6 +20,7 @@ import sys
 import numpy as np
 
 from . import functional as F
+from . import kernels
 from . import validate as V
 from .backend import backend_of, to_device, to_numpy, xp_of
 from .init import INITIALIZERS, as_rng
@@ -490,6 +491,7 @@ class _Elementwise(Module):
 
     _forward = staticmethod(lambda x, out=None: (x, None))
     _backward = staticmethod(lambda dy, cache: dy)
+    _fast_backward = None  # a minigan.kernels function (dy, y) -> dx or None, equal to _backward bit for bit
 
     def forward(self, x):
         y, cache = type(self)._forward(x)
@@ -504,7 +506,11 @@ class _Elementwise(Module):
     def backward(self, dy, need_input_grad: bool = True):
         cache = self._pop_cache()
         self._check_dy(dy, cache.shape, cache.dtype)  # the cache is y
-        return type(self)._backward(dy, cache) if need_input_grad else None
+        if not need_input_grad:
+            return None
+        fast = type(self)._fast_backward
+        dx = None if fast is None else fast(dy, cache)  # the fused CPU form, when it can take the arrays
+        return type(self)._backward(dy, cache) if dx is None else dx
 
 
 class ReLU(_Elementwise):
@@ -525,6 +531,7 @@ class Sigmoid(_Elementwise):
 
     _forward = staticmethod(F.sigmoid_forward)
     _backward = staticmethod(F.sigmoid_backward)
+    _fast_backward = staticmethod(kernels.sigmoid_backward)
 
 
 class Tanh(_Elementwise):
@@ -535,6 +542,7 @@ class Tanh(_Elementwise):
 
     _forward = staticmethod(F.tanh_forward)
     _backward = staticmethod(F.tanh_backward)
+    _fast_backward = staticmethod(kernels.tanh_backward)
 
 
 class LeakyReLU(Module):
@@ -554,19 +562,25 @@ class LeakyReLU(Module):
         return f"LeakyReLU({self.slope:g})"
 
     def forward(self, x):
-        y, cache = F.leaky_relu_forward(x, self.slope)
-        self._save_cache(cache)
-        return y
+        return self._forward(x, out=None)
 
     def forward_inplace(self, x):
-        y, cache = F.leaky_relu_forward(x, self.slope, out=x)
-        self._save_cache(cache)
+        return self._forward(x, out=x)
+
+    def _forward(self, x, out):
+        y = kernels.leaky_relu_forward(x, self.slope, out=out)  # the fused CPU form, when it can take x
+        if y is None:
+            y, _ = F.leaky_relu_forward(x, self.slope, out=out)
+        self._save_cache((y, self.slope))  # F.leaky_relu_forward's cache
         return y
 
     def backward(self, dy, need_input_grad: bool = True):
         cache = self._pop_cache()
         self._check_dy(dy, cache[0].shape, cache[0].dtype)  # cache = (y, slope)
-        return F.leaky_relu_backward(dy, cache) if need_input_grad else None
+        if not need_input_grad:
+            return None
+        dx = kernels.leaky_relu_backward(dy, *cache)  # the fused CPU form, when it can take the arrays
+        return F.leaky_relu_backward(dy, cache) if dx is None else dx
 
 
 class Sequential(Module):

@@ -124,3 +124,66 @@ def test_set_threads_clips_to_the_pool():
         assert kernels.threads() == 1
     finally:
         kernels.set_threads(before)
+
+
+# ------------------------------------------------------------------------------------ activations
+
+
+def _plain(fn):
+    """Run fn with the kernels switched off: the plain minigan.functional path."""
+    saved = (kernels._compiled, kernels._failed)
+    kernels._compiled, kernels._failed = None, True
+    try:
+        return fn()
+    finally:
+        kernels._compiled, kernels._failed = saved
+
+
+ACTIVATIONS = [lambda: nn.LeakyReLU(0.2), lambda: nn.LeakyReLU(0.0), lambda: nn.LeakyReLU(0.01),
+               lambda: nn.LeakyReLU(1.5), nn.Sigmoid, nn.Tanh, nn.ReLU]
+
+
+@pytest.mark.parametrize("make", ACTIVATIONS)
+@given(shape=st.sampled_from([(1,), (5, 3), (64, 257), (2, 3, 7, 7)]), dtype=st.sampled_from([np.float32, np.float64]),
+       in_place=st.booleans(), parallel=st.booleans(), seed=st.integers(0, 2**16))
+def test_fused_activations_equal_the_functional_form_bit_for_bit(make, shape, dtype, in_place, parallel, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 3)).astype(dtype)
+    x.flat[:3] = [0.0, -0.0, 1e30][: x.size]  # zeros of both signs, and a huge value
+    dy = rng.standard_normal(shape).astype(dtype)
+
+    def run():
+        layer = make()
+        y = layer.forward_inplace(x.copy()) if in_place else layer.forward(x)
+        y = y.copy()
+        return y, layer.backward(dy.copy())
+
+    saved = kernels.PARALLEL_MIN
+    kernels.PARALLEL_MIN = 0 if parallel else 1 << 40
+    try:
+        y_fast, dx_fast = run()
+    finally:
+        kernels.PARALLEL_MIN = saved
+    y_plain, dx_plain = _plain(run)
+    assert y_fast.dtype == dx_fast.dtype == dtype
+    np.testing.assert_array_equal(y_fast, y_plain)
+    np.testing.assert_array_equal(dx_fast, dx_plain)
+    # and the sign of every zero (array_equal treats -0.0 == 0.0)
+    np.testing.assert_array_equal(np.signbit(y_fast), np.signbit(y_plain))
+    np.testing.assert_array_equal(np.signbit(dx_fast), np.signbit(dx_plain))
+
+
+def test_leaky_relu_kernel_propagates_nan_and_inf_as_numpy_does():
+    x = np.array([np.nan, np.inf, -np.inf, -1.0, 2.0], np.float32)
+    y = kernels.leaky_relu_forward(x, 0.2)
+    np.testing.assert_array_equal(y, np.maximum(x, x * np.float32(0.2)))
+
+
+def test_fused_activation_leaves_dy_and_y_alone(rng):
+    layer = nn.LeakyReLU(0.2)
+    y = layer.forward(rng.standard_normal((8, 9)).astype(np.float32)).copy()
+    dy = rng.standard_normal((8, 9)).astype(np.float32)
+    before = dy.copy()
+    dx = layer.backward(dy)
+    np.testing.assert_array_equal(dy, before)
+    assert dx is not dy
