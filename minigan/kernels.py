@@ -69,10 +69,13 @@ def set_threads(n: int) -> None:
 
 
 def _fits(*arrays) -> bool:
+    """All plain NumPy arrays (not CuPy, not a subclass, not a list), C-contiguous, of one float32/float64 dtype."""
+    if not all(type(a) is np.ndarray for a in arrays):
+        return False
     dt = arrays[0].dtype
     if dt.kind != "f" or dt.itemsize not in (4, 8):
         return False
-    return all(type(a).__module__ == "numpy" and a.dtype == dt and a.flags.c_contiguous for a in arrays)
+    return all(a.dtype == dt and a.flags.c_contiguous for a in arrays)
 
 
 def adam_update(p, g, m, v, beta1, beta2, eps_hat, step_size, weight_decay) -> bool:
@@ -97,7 +100,7 @@ def _pick(builds, size):
 
 def leaky_relu_forward(x, slope, out=None):
     """``y = max(x, slope x)`` (``F.leaky_relu_forward`` for 0 <= slope < 1) in one pass; ``out=x``: in place."""
-    if not available() or not 0 <= slope < 1 or x.ndim == 0 or not _fits(x) or (out is not None and
+    if not available() or not 0 <= slope < 1 or not _fits(x) or x.ndim == 0 or (out is not None and
                                                                                  not _fits(x, out)):
         return None
     y = np.empty_like(x) if out is None else out
