@@ -390,7 +390,10 @@ class Worker:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--arch", arch, "--batch", str(n),
                "--warmup", str(args.warmup), "--threads", str(args.threads), "--backend", args.backend]
         self.name = name
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        # the worker imports what this process imports (a checkout, a test's CuPy stand-in): the same sys.path
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                                     env=env)
         ready = self.proc.stdout.readline()
         if ready.strip() != "ready":
             raise RuntimeError(f"bench worker {name} ({arch}, N={n}) did not start: {ready!r}")
