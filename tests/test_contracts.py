@@ -968,7 +968,7 @@ CONTRACT = [
     # ---- the CLI (cases get a fresh folder; cli.main must return 2 after printing one error line)
     Row("`minigan` CLI", "unknown option values",
         ExitStatus2(r"argument --(dataset|arch|loss|lr-decay|backend): invalid choice"),
-        cli_cases(["train", "--dataset", "cifar"], ["train", "--arch", "dcgan"], ["train", "--loss", "wgan"],
+        cli_cases(["train", "--dataset", "cifar"], ["train", "--arch", "resnet"], ["train", "--loss", "wgan"],
                   ["train", "--lr-decay", "cosine"], ["train", "--backend", "tpu"],
                   ["sample", "run", "--backend", "gpu"]), folder=True),
     Row("`minigan` CLI", "numbers out of range or not numbers",
