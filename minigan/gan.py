@@ -115,7 +115,9 @@ class GAN:
     Parameters
     ----------
     generator, discriminator : Module
-        ``G: (N, noise_dim) -> (N, d)``; ``D: (N / pack, pack * d) -> (N / pack, 1)`` logits.
+        ``G: (N, noise_dim) -> (N, d)``; ``D: (N / pack, pack * d) -> (N / pack, 1)`` logits. Or, for
+        convolutional models that work on images: ``G: (N, noise_dim) -> (N, C, H, W)`` and
+        ``D: (N / pack, pack * C, H, W) -> (N / pack, 1)`` (packing stacks images along the channels).
     g_optimizer, d_optimizer : Optimizer
         Built on ``generator.params()`` and ``discriminator.params()``.
     noise_dim : int
@@ -295,9 +297,9 @@ class GAN:
     def train_step(self, real_batches, to_host: bool = True) -> dict:
         """One generator update after ``d_steps`` discriminator updates.
 
-        ``real_batches``: one ``(N, d)`` array, or a sequence of ``d_steps`` of them. Returns ``d_loss``,
-        ``g_loss``, ``d_real`` (mean D(x)) and ``d_fake`` (mean D(G(z))), as Python floats -- or, with
-        ``to_host=False``, as 0-d arrays left on the device so a GPU step never waits for the host.
+        ``real_batches``: one ``(N, d)`` (or ``(N, C, H, W)``) array, or a sequence of ``d_steps`` of them.
+        Returns ``d_loss``, ``g_loss``, ``d_real`` (mean D(x)) and ``d_fake`` (mean D(G(z))), as Python floats --
+        or, with ``to_host=False``, as 0-d arrays left on the device so a GPU step never waits for the host.
         """
         batches = [real_batches] if hasattr(real_batches, "shape") else list(real_batches)
         if len(batches) != self.d_steps:
