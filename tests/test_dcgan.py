@@ -239,3 +239,37 @@ def test_cli_trains_a_dcgan(tmp_path):
     assert cli.main(["sample", str(out), "-n", "4", "--npy", str(tmp_path / "s.npy")]) == 0
     x = np.load(tmp_path / "s.npy")
     assert x.shape == (4, 784) and x.min() >= 0 and x.max() <= 1
+
+
+# --------------------------------------------------------------------------------------------- the benchmark
+
+
+def test_the_dcgan_benchmark_runs_and_its_floor_has_every_product(tmp_path):
+    """benchmarks/speed/bench_dcgan.py end to end at batch 8 (no timing asserted): rounds, the profile, memory;
+    and its GEMM floor lists the step's 25 products with the right sizes."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "speed" / "bench_dcgan.py"
+    spec = importlib.util.spec_from_file_location("bench_dcgan_smoke", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    spec.loader.exec_module(bench)
+    shapes = bench.gemm_shapes(8)
+    # G: 3 weighted layers, D: 3. D step: G fwd 3 + D fwd 3 + D dW 3 + D dx 2; G step: 3 + 3 + D dx 3 + G dW 3 + dx 2
+    assert len(shapes) == 25
+    assert (64, 512, 7 * 7 * 16) in shapes  # D's second convolution at 2N = 16 rows: (C_out, C_in*k*k, OH*OW*2N)
+    assert (32 * 16, 64, 7 * 7 * 8) in shapes  # G's first transposed convolution: (C_out*k*k, C_in, H*W*N)
+    common = ["--batch", "8", "--threads", "1", "--steps", "2", "--rounds", "1", "--warmup", "1", "--settle", "0"]
+    out = tmp_path / "b.json"
+    bench.main(common + ["--mode", "rounds", "--contenders", "minigan", "gemm", "--json", str(out)])
+    rounds = json.loads(out.read_text())["rounds"]
+    assert rounds["minigan"]["steps"] == 2 and rounds["minigan/gemm"] > 0
+    bench.main(common + ["--profile", "--json", str(out)])
+    prof = json.loads(out.read_text())["profile"]
+    assert set(prof["categories_ms"]) == {"im2col", "col2im", "conv/dense layers", "batch norm", "elementwise", "Adam",
+                                          "rest of the step"}
+    assert all(v > 0 for k, v in prof["categories_ms"].items() if k != "rest of the step")
+    bench.main(common + ["--memory", "--json", str(out)])
+    assert json.loads(out.read_text())["memory"]["peak_rss_mib"] > 0
