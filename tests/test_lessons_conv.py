@@ -41,5 +41,5 @@ def test_lesson_11_full_draws_digits(tmp_path):
     r = run_lesson(NAME, tmp_path, fast=False, timeout=3600)
     check_exact_parts(r)
     assert r["steps"] == 1500 and r["losses_finite"] is True
-    assert r["classes_covered"] >= 9 and r["mnist_score"] > 3.0, r
+    assert r["classes_covered"] >= 9 and r["mnist_score"] > 4.0, r  # measured: 10, 5.13
     assert r["final_d_real"] > 0.5 > r["final_d_fake"], r
