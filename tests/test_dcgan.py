@@ -235,7 +235,8 @@ def test_cli_trains_a_dcgan(tmp_path):
 
     out = tmp_path / "run"
     assert cli.main(["train", "--arch", "dcgan", "--steps", "2", "--batch-size", "8", "--sample-every", "2",
-                     "--out", str(out), "--no-progress"]) == 0
+                     "--pack", "2", "--instance-noise", "0.1", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "config.json").read_text())["pack"] == 2
     assert cli.main(["sample", str(out), "-n", "4", "--npy", str(tmp_path / "s.npy")]) == 0
     x = np.load(tmp_path / "s.npy")
     assert x.shape == (4, 784) and x.min() >= 0 and x.max() <= 1
