@@ -57,7 +57,7 @@ def _train_parser(sub):
     p.add_argument("--dataset", default=None, choices=DATASET_NAMES, help="digits (bundled, default), mnist, fashion-mnist, ring8, grid25, "
                                                    "moons, spiral")
     p.add_argument("--arch", default=None, choices=ARCHS, help="mlp (images, default), seed (the classic 100-256-784 MLP), "
-                                                "toy (2-D, default), pacgan")
+                                                "dcgan (convolutional, images), toy (2-D, default), pacgan")
     steps = p.add_mutually_exclusive_group()
     steps.add_argument("--steps", type=_COUNT, default=None, help="total generator steps of the run")
     steps.add_argument("--epochs", type=_RATE, default=None, help="passes over the data instead of --steps")

@@ -29,6 +29,7 @@ from . import functional as F
 from . import validate as V
 from .backend import backend_of, to_device, to_numpy, xp_of
 from .init import as_rng
+from .nn import Reshape
 
 GENERATOR_LOSSES = ("nonsaturating", "minimax")
 
@@ -97,9 +98,12 @@ def _check_stepped(optimizer, name: str) -> None:
 def pack(x, m: int):
     """PacGAN packing (Lin et al., 2018): ``(N, d) -> (N/m, m*d)``, m consecutive samples judged as one.
 
+    Images ``(N, C, H, W)`` pack along the channels, ``-> (N/m, m*C, H, W)``, as the paper does for its image
+    experiments: the same C-order regrouping of the same memory, so it is a view in both cases.
+
     Derivation: docs/derivations.md#pacgan
     """
-    return x if m == 1 else x.reshape(x.shape[0] // m, m * x.shape[1])
+    return x if m == 1 else x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])
 
 
 # ------------------------------------------------------------------------------------------------ the model
@@ -111,7 +115,9 @@ class GAN:
     Parameters
     ----------
     generator, discriminator : Module
-        ``G: (N, noise_dim) -> (N, d)``; ``D: (N / pack, pack * d) -> (N / pack, 1)`` logits.
+        ``G: (N, noise_dim) -> (N, d)``; ``D: (N / pack, pack * d) -> (N / pack, 1)`` logits. Or, for
+        convolutional models that work on images: ``G: (N, noise_dim) -> (N, C, H, W)`` and
+        ``D: (N / pack, pack * C, H, W) -> (N / pack, 1)`` (packing stacks images along the channels).
     g_optimizer, d_optimizer : Optimizer
         Built on ``generator.params()`` and ``discriminator.params()``.
     noise_dim : int
@@ -184,11 +190,11 @@ class GAN:
             m._cache = None  # sampling only: drop the activations
         return x
 
-    def _instance_noise(self, rows: int, cols: int):
-        """Gaussian instance noise of shape ``(rows, cols)`` (None when switched off)."""
+    def _instance_noise(self, rows: int, shape: tuple):
+        """Gaussian instance noise of shape ``(rows, *shape)``, ``shape`` one example's (None when switched off)."""
         if not self.instance_noise:
             return None
-        eps = self.rng.standard_normal((rows, cols), dtype=np.float32) * np.float32(self.instance_noise)
+        eps = self.rng.standard_normal((rows, *shape), dtype=np.float32) * np.float32(self.instance_noise)
         eps = eps.astype(self.dtype, copy=False)
         return eps if self.backend == "numpy" else to_device(eps, self.backend)
 
@@ -266,24 +272,34 @@ class GAN:
         if real.dtype != self.dtype:
             raise TypeError(f"{where}: real_batches have dtype {real.dtype}, expected {self.dtype} (the models' "
                             f"dtype); convert with .astype('{self.dtype}')")
-        # (N, d) vectors, or (N, C, H, W) images for convolutional nets; PacGAN packing needs flat vectors
-        if self.pack > 1 or len(real.shape) < 2:
-            V.float_array(where, "real_batches", real, ndim=2)
+        # (N, d) vectors, or (N, C, H, W) images for convolutional nets (packed along the channels)
+        if len(real.shape) not in (2, 4):
+            raise ValueError(f"{where}: real_batches must be (N, d) rows or (N, C, H, W) images, got shape "
+                             f"{tuple(real.shape)}")
         V.same_backend(where, real_batches=real, discriminator=self._params(self.D)[0].data)
         layers = self._walk(self.D)[2]
-        first = next((m for m in layers if hasattr(m, "in_features") or hasattr(m, "in_channels")), None)
+        first = next((m for m in layers if hasattr(m, "in_features") or hasattr(m, "in_channels")
+                      or isinstance(m, Reshape)), None)
         d_in = getattr(first, "in_features", None)  # a convolutional D checks its own input's channels
+        if isinstance(first, Reshape) and -1 not in first.shape:  # rows that D turns into images (--arch dcgan)
+            d_in = int(np.prod(first.shape))
+        c_in = getattr(first, "in_channels", None)  # a convolutional D: images with pack x C = c_in channels
+        if c_in is not None and (len(real.shape) != 4 or real.shape[1] * self.pack != c_in):
+            raise ValueError(f"{where}: real_batches must be (N, {c_in // self.pack}, H, W) images (the "
+                             f"discriminator's first layer {first!r} takes {c_in} channel(s) = pack {self.pack} x "
+                             f"{c_in // self.pack}), got shape {tuple(real.shape)}")
         if d_in is not None and (len(real.shape) != 2 or real.shape[1] * self.pack != d_in):
             raise ValueError(f"{where}: real_batches must be (N, {d_in // self.pack}) (the discriminator takes "
-                             f"{d_in} features = pack {self.pack} x {d_in // self.pack}), got shape {real.shape}")
+                             f"{d_in} features = pack {self.pack} x {d_in // self.pack}), got shape "
+                             f"{tuple(real.shape)}")
 
     # ------------------------------------------------------------------ the step
     def train_step(self, real_batches, to_host: bool = True) -> dict:
         """One generator update after ``d_steps`` discriminator updates.
 
-        ``real_batches``: one ``(N, d)`` array, or a sequence of ``d_steps`` of them. Returns ``d_loss``,
-        ``g_loss``, ``d_real`` (mean D(x)) and ``d_fake`` (mean D(G(z))), as Python floats -- or, with
-        ``to_host=False``, as 0-d arrays left on the device so a GPU step never waits for the host.
+        ``real_batches``: one ``(N, d)`` (or ``(N, C, H, W)``) array, or a sequence of ``d_steps`` of them.
+        Returns ``d_loss``, ``g_loss``, ``d_real`` (mean D(x)) and ``d_fake`` (mean D(G(z))), as Python floats --
+        or, with ``to_host=False``, as 0-d arrays left on the device so a GPU step never waits for the host.
         """
         batches = [real_batches] if hasattr(real_batches, "shape") else list(real_batches)
         if len(batches) != self.d_steps:
@@ -297,14 +313,14 @@ class GAN:
             if n % self.pack:
                 raise ValueError(f"batch size {n} is not a multiple of pack={self.pack}")
             z = self.sample_noise(n)
-            noise = self._instance_noise(2 * n, real.shape[1])
+            noise = self._instance_noise(2 * n, tuple(real.shape[1:]))
             _zero_grad(self._params(self.D))
             stats = self.discriminator_gradients(real, z, noise)
             _check_stepped(self.d_optimizer, "d_optimizer")
             self.d_optimizer.step()
         n = batches[-1].shape[0]
         z = self.sample_noise(n)
-        noise = self._instance_noise(n, batches[-1].shape[1])
+        noise = self._instance_noise(n, tuple(batches[-1].shape[1:]))
         _zero_grad(self._params(self.G))
         stats.update(self.generator_gradients(z, noise))
         _check_stepped(self.g_optimizer, "g_optimizer")

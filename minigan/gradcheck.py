@@ -543,10 +543,10 @@ def check_gan_step(gan, real, *, eps=DEFAULTS["eps"], atol=DEFAULTS["atol"], rto
     g._targets = {}
     real = _real_as_float64(real)
     xp = xp_of(real)
-    n, d = real.shape
+    n, example = real.shape[0], tuple(real.shape[1:])  # rows (N, d) or images (N, C, H, W)
     z_d, z_g = (xp.asarray(rng.standard_normal((n, gan.noise_dim))) for _ in range(2))
-    noise_d = xp.asarray(rng.standard_normal((2 * n, d))) * gan.instance_noise if gan.instance_noise else None
-    noise_g = xp.asarray(rng.standard_normal((n, d))) * gan.instance_noise if gan.instance_noise else None
+    noise_d = xp.asarray(rng.standard_normal((2 * n, *example))) * gan.instance_noise if gan.instance_noise else None
+    noise_g = xp.asarray(rng.standard_normal((n, *example))) * gan.instance_noise if gan.instance_noise else None
 
     result = GradCheckResult(f"GAN step ({gan.loss} loss, pack {gan.pack})", eps=eps, atol=atol, rtol=rtol)
     d_formula = "-E[log D(x)] - E[log(1 - D(G(z)))]"

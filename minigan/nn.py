@@ -316,9 +316,15 @@ def _loaded_like(value, current, name):
 
 
 def _first_in_features(module):
+    """The flat input size the model's first sized layer takes: a Dense's in_features, or the size of a Reshape that
+    turns rows into images (a convolutional discriminator); None when unknown (e.g. a Conv2d first)."""
     for m in module.modules():
         if isinstance(m, Dense):
             return m.in_features
+        if isinstance(m, Reshape) and -1 not in m.shape:
+            return int(np.prod(m.shape))
+        if isinstance(m, _Conv):
+            return None
     return None
 
 

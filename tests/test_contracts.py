@@ -798,9 +798,64 @@ def cli_cases(*argvs):
 
 DENSE = lambda: nn.Dense(3, 2, rng=0)  # noqa: E731
 BN = lambda: nn.BatchNorm1d(3)  # noqa: E731
+# the image layers: each takes (N, 3, H, W)
+IMAGE_LAYERS = {"nn.Conv2d": lambda: nn.Conv2d(3, 2, 3, stride=2, padding=1, rng=0),
+                "nn.ConvTranspose2d": lambda: nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1, rng=0),
+                "nn.BatchNorm2d": lambda: nn.BatchNorm2d(3)}
+CONVS = {k: v for k, v in IMAGE_LAYERS.items() if k != "nn.BatchNorm2d"}
+
+
+def _image(d, c=3, dtype=np.float32):
+    return d.array((d.int(1, 3, "n"), c, d.int(2, 5, "h"), d.int(2, 5, "w")), dtype)
+
+
+def _image_shape(d, make):
+    """Not 4-D (a flat batch, one image without its batch axis) or 2 channels where the layer takes 3."""
+    x = _image(d)
+    return make().forward(d.pick([x.reshape(len(x), -1), x[0], _image(d, c=2)]))
+
+
+def _conv_too_small(d, name):
+    """A spatial size the kernel does not fit (Conv2d), or padding that crops more than the kernel adds (transposed)."""
+    if name == "nn.Conv2d":
+        return nn.Conv2d(3, 2, 5, rng=0).forward(d.array((1, 3, d.int(1, 4, "h"), 6)))
+    return nn.ConvTranspose2d(3, 2, 1, padding=d.int(1, 2, "padding"), rng=0).forward(d.array((1, 3, 1, 1)))
+
+
+def _conv_hyper(d, name):
+    kind = nn.Conv2d if name == "nn.Conv2d" else nn.ConvTranspose2d
+    bad = d.pick([{"kernel_size": 2.5}, {"kernel_size": 0}, {"stride": 0}, {"padding": -1}, {"stride": "2"},
+                  {"kernel_size": (3, 3, 3)}] + ([{"output_padding": 2, "stride": 2}] if kind is nn.ConvTranspose2d
+                                                  else []))
+    return kind(3, 2, **dict({"kernel_size": 3}, **bad), rng=0)
+
+
+def _image_awkward(d, make):
+    x = _image(d)
+    if make is IMAGE_LAYERS["nn.BatchNorm2d"] and x.shape[0] * x.shape[2] * x.shape[3] < 2:
+        x = np.concatenate([x, x + 1])  # a training batch norm needs two values per channel
+
+    def run(x):
+        m = make()
+        y = m.forward(x)
+        return y, m.backward(np.ones_like(y))
+    same_as_contiguous(run, d.awkward(x))
+
+
+def _functional_conv_shape(d, f):
+    W = d.array((2, 3, 3, 3))  # conv2d: 3 input channels; conv_transpose2d: 2
+    x = d.pick([_image(d, c=d.pick([1, 4])), _image(d)[0]])
+    return f(x, W if f is F.conv2d_forward else W.transpose(1, 0, 2, 3).copy())
+
+
+def _reshape_misfit(d):
+    n = d.int(1, 4)
+    return nn.Reshape((1, 4, 4)).forward(d.array((n, d.pick([15, 17, 32]))))
 A = "activations (`F.*_forward`, `nn.ReLU` ...)"
 L = "losses (`F.bce_with_logits`, `bce`, `mse`; `losses.*`)"
 S = "softmax cross-entropy (`F.`, `losses.`)"
+IM = "`nn.Conv2d`, `nn.ConvTranspose2d`, `nn.BatchNorm2d`"
+CV = "`nn.Conv2d`, `nn.ConvTranspose2d`"
 E = Raises
 CONTRACT = [
     # ---- functional ops
@@ -872,6 +927,30 @@ CONTRACT = [
                                     lambda d: d.batch(n=3, f=3, dtype=np.float64))}),
     Row("`nn.BatchNorm1d`", "mixed backends", E(TypeError, "mixed backends", "x on cupy"),
         {"nn.BatchNorm1d": _forward(BN, lambda d: DeviceArray(d.batch(n=3, f=3)))}),
+    # ---- image layers (issue 11)
+    Row(IM, "input not 4-D, or a wrong channel count",
+        E(ValueError, r"layer|Conv2d|ConvTranspose2d|BatchNorm2d", r"\(batch, 3, height, width\)"),
+        {name: functools.partial(_image_shape, make=make) for name, make in IMAGE_LAYERS.items()}),
+    Row(CV, "a spatial size the kernel does not fit, or padding that crops the whole output",
+        E(ValueError, r"Conv(Transpose)?2d", r"too small: a 5x5 kernel does not fit|gives an empty output"),
+        {name: functools.partial(_conv_too_small, name=name) for name in CONVS}),
+    Row(CV, "kernel_size, stride, padding or output_padding not ints or out of range",
+        E((TypeError, ValueError), r"kernel_size|stride|padding|output_padding", r"must be|need"),
+        {name: functools.partial(_conv_hyper, name=name) for name in CONVS}),
+    Row(IM, "integer, float16 or float64 input", E(TypeError, "input dtype", r"x\.astype\('float32'\)"),
+        {name: lambda d, make=make: make().forward(d.pick([d.bad_dtype(_image(d)), _image(d, dtype=np.float64)]))
+         for name, make in IMAGE_LAYERS.items()}),
+    Row(IM, "non-contiguous or read-only x", CORRECT,
+        {name: functools.partial(_image_awkward, make=make) for name, make in IMAGE_LAYERS.items()}),
+    Row(IM, "mixed backends", E(TypeError, "mixed backends"),
+        {name: lambda d, make=make: make().forward(DeviceArray(_image(d))) for name, make in IMAGE_LAYERS.items()}),
+    Row("`F.conv2d_forward`, `F.conv_transpose2d_forward`", "input not 4-D or channels not matching W",
+        E(ValueError, r"conv(_transpose)?2d: expected input of shape \(N, [23], H, W\) for weights of shape"),
+        {"F.conv2d_forward": functools.partial(_functional_conv_shape, f=F.conv2d_forward),
+         "F.conv_transpose2d_forward": functools.partial(_functional_conv_shape, f=F.conv_transpose2d_forward)}),
+    Row("`nn.Reshape`", "input whose size per example does not fit the shape",
+        E(ValueError, r"Reshape\(\(1, 4, 4\)\)", r"cannot reshape input of shape \(\d+, \d+\)"),
+        {"nn.Reshape": _reshape_misfit}),
     Row("modules (`Dense`, `BatchNorm1d`, `Sequential`)", "non-contiguous or read-only x", CORRECT,
         _module_cases(_module_awkward)),
     Row("`Module.backward`", "dy of another shape or dtype",
@@ -968,7 +1047,7 @@ CONTRACT = [
     # ---- the CLI (cases get a fresh folder; cli.main must return 2 after printing one error line)
     Row("`minigan` CLI", "unknown option values",
         ExitStatus2(r"argument --(dataset|arch|loss|lr-decay|backend): invalid choice"),
-        cli_cases(["train", "--dataset", "cifar"], ["train", "--arch", "dcgan"], ["train", "--loss", "wgan"],
+        cli_cases(["train", "--dataset", "cifar"], ["train", "--arch", "resnet"], ["train", "--loss", "wgan"],
                   ["train", "--lr-decay", "cosine"], ["train", "--backend", "tpu"],
                   ["sample", "run", "--backend", "gpu"]), folder=True),
     Row("`minigan` CLI", "numbers out of range or not numbers",
