@@ -6,7 +6,7 @@
 process call, so long budgets can run one at a time in the background and the table is assembled at the end::
 
     python benchmarks/quality/dcgan_table.py row --steps 2000 --seed 0 --json /tmp/dcgan/s2000_seed0.json
-    /work/benchenv/bin/python benchmarks/quality/dcgan_table.py torch --steps 2000 --seed 0 --json /tmp/dcgan/t.json
+    python benchmarks/quality/dcgan_table.py torch  # a Python with a CPU build of torch --steps 2000 --seed 0 --json /tmp/dcgan/t.json
     python benchmarks/quality/dcgan_table.py table /tmp/dcgan/*.json
 
 ``torch`` trains the same DCGAN in PyTorch: the layers of ``minigan.models.dcgan`` (widths 32/64, no bias before

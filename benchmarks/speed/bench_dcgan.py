@@ -6,7 +6,8 @@ Contenders, each one full training step at batch N (float32, Adam(2e-4, (0.5, 0.
 * ``torch``   -- the same G and D in PyTorch eager (``benchmarks/quality/dcgan_table.torch_dcgan``), written as a
   competent user would: D on ``cat(real, G(z).detach())`` computed under ``no_grad``, D frozen with
   ``requires_grad_(False)`` for the G step, ``zero_grad(set_to_none=True)``, ``torch.optim.Adam(foreach=True)``.
-  Runs under an interpreter that has torch (``--torch-python``, default /work/benchenv/bin/python).
+  Runs under an interpreter that has torch (``--torch-python``, default this one; e.g. a venv with a CPU
+  build of torch and the same NumPy).
 * ``gemm``    -- the GEMM floor: only the matrix products of one step, on the step's shapes (contiguous operands,
   preallocated outputs): G forward at N and D forward at 2N, D's weight gradients and its input gradients but the
   first layer's (D step); G and D forward at N, D's input gradients (all layers, D frozen), G's weight gradients
@@ -349,7 +350,8 @@ def main(argv=None) -> int:
     p.add_argument("--settle", type=float, default=0.2, help="seconds of sleep before each block")
     p.add_argument("--mode", choices=["rounds", "processes", "both"], default="both")
     p.add_argument("--contenders", nargs="+", default=["minigan", "gemm", "torch"])
-    p.add_argument("--torch-python", default="/work/benchenv/bin/python")
+    p.add_argument("--torch-python", default=sys.executable,
+                   help="the Python that runs the torch contender (default: this one)")
     p.add_argument("--profile", action="store_true", help="only the per-category profile of minigan's step")
     p.add_argument("--memory", action="store_true", help="only the peak memory of a training process")
     p.add_argument("--json", default=None)
