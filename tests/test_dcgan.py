@@ -153,7 +153,7 @@ def test_sampling_is_in_eval_mode_and_returns_flat_rows(tmp_path):
 
 def test_dcgan_defaults_fit_the_three_minute_budget(tmp_path):
     run = Run(TrainConfig(dataset="digits", arch="dcgan"), tmp_path / "run", progress=False)
-    assert (run.config.steps, run.config.sample_every, run.config.batch_size) == (2000, 500, 64)
+    assert (run.config.steps, run.config.sample_every, run.config.batch_size) == (6000, 1000, 64)
     assert Run(TrainConfig(dataset="digits"), tmp_path / "mlp", progress=False).config.steps == 7000
 
 
