@@ -534,7 +534,7 @@ def _load_split01(split: str, data_dir, download: bool) -> np.ndarray:
 
 def _cache_path(classifier: Classifier, n: int, parzen: bool) -> Path:
     """``$XDG_CACHE_HOME/minigan/real_ceiling-<hash>.json``, keyed by the classifier's weights and the settings."""
-    digest = hashlib.sha256(f"v1 n={n} parzen={parzen}".encode())
+    digest = hashlib.sha256(f"v2 n={n} parzen={parzen}".encode())  # v2: with "confident"
     for name, value in sorted(classifier.model.state_dict().items()):
         digest.update(name.encode() + np.ascontiguousarray(value).tobytes())
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minigan"
