@@ -215,3 +215,24 @@ def test_blockwise_update_equals_the_whole_array_formula(rng):
     assert avg.size > 2 * ema.BLOCK
     ema._move_towards(avg, live, 0.01)
     np.testing.assert_array_equal(avg, expected)
+
+
+def test_the_average_stays_on_the_device_and_matches_the_host_run(tmp_path, d2h_reads):
+    """An averaged run on CuPy (real, or the stand-in) keeps the average there (no reads per step) and averages
+    like the host run."""
+    cfg = dict(TOY, lr_decay="none", ema=0.9, sample_every=6, log_every=6)
+    host = Run(TrainConfig(steps=6, **cfg), tmp_path / "host", progress=False)
+    host.train()
+    device = Run(TrainConfig(steps=6, backend="cupy", **cfg), tmp_path / "device", progress=False)
+    original, reads = device.ema.update, []
+
+    def counting(model):
+        before = d2h_reads()
+        original(model)
+        reads.append(d2h_reads() - before)
+
+    device.ema.update = counting
+    device.train()
+    assert reads == [0] * 6
+    for name, value in device.ema.model.state_dict().items():
+        np.testing.assert_allclose(value, host.ema.model.state_dict()[name], rtol=1e-4, atol=1e-5, err_msg=name)

@@ -133,6 +133,32 @@ def markdown(paths) -> str:
     return "\n".join(out)
 
 
+def curve_markdown(paths) -> str:
+    """Confident % (mean over seeds) at every evaluated step of each recipe, one column per sampler.
+
+    Within a run the lr schedule is tied to its total length, so step 12,000 of a 16,000-step run is *not* a
+    12,000-step run (whose lr would have decayed further): the curve shows how each sampler tracks the live G.
+    """
+    rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
+    recipes = sorted({(r["steps"], r["batch"], r["decay_start"]) for r in rows})
+    out = []
+    for recipe in recipes:
+        rs = [r for r in rows if (r["steps"], r["batch"], r["decay_start"]) == recipe]
+        samplers = sorted({r["sampler"] for r in rs}, key=lambda name: (name != "live", name))
+        seeds = sorted({r["seed"] for r in rs})
+        out += [f"\n{recipe[0]} steps, batch {recipe[1]}, decay from {recipe[2]}; confident % (FID), mean over "
+                f"seeds {','.join(map(str, seeds))}:\n",
+                "| step | " + " | ".join(samplers) + " |", "|" + "---|" * (len(samplers) + 1)]
+        for step in sorted({r["step"] for r in rs}):
+            cells = []
+            for name in samplers:
+                hit = [r for r in rs if r["step"] == step and r["sampler"] == name]
+                cells.append(f"{100 * np.mean([r['confident'] for r in hit]):.1f} "
+                             f"({np.mean([r['fid'] for r in hit]):.1f})" if hit else "-")
+            out.append(f"| {step} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, nargs="+", default=[14000])
@@ -150,6 +176,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.markdown:
         print(markdown(args.markdown))
+        print(curve_markdown(args.markdown))
         return 0
     scorer = Scorer(noise_dim=100, n=max(args.eval_n, args.final_n), data_dir=args.data_dir)
     for seed in args.seeds:
