@@ -2,7 +2,8 @@
 
 Layout: ``G/<param>``, ``D/<param>`` (module state dicts), ``g_opt/<key>``, ``d_opt/<key>`` (optimizer state
 dicts), ``step``, ``rng/noise`` (the noise generator's state as uint64 words) and ``config`` (the run's settings
-as UTF-8 JSON bytes). Everything a run needs to continue bit for bit is in the file.
+as UTF-8 JSON bytes); with a weight average of G (``--ema``), also ``G_ema/<param>`` and ``G_ema/updates``
+(``minigan.ema.WeightAverage.state_dict``). Everything a run needs to continue bit for bit is in the file.
 """
 
 from __future__ import annotations
@@ -72,11 +73,14 @@ class NonFiniteWeights(ValueError):
         self.names = names
 
 
-def save_checkpoint(path, *, G, D, g_optimizer, d_optimizer, step: int, rng, config: dict) -> None:
-    """Write every array of a run into ``path`` atomically; raise NonFiniteWeights (nothing written) if G or D
-    holds a NaN or an infinity. The weights are checked on the host copies the file is made of."""
+def save_checkpoint(path, *, G, D, g_optimizer, d_optimizer, step: int, rng, config: dict, G_ema=None) -> None:
+    """Write every array of a run into ``path`` atomically; raise NonFiniteWeights (nothing written) if G, D or
+    G's weight average ``G_ema`` (a ``WeightAverage``, optional) holds a NaN or an infinity. The weights are checked
+    on the host copies the file is made of."""
     arrays = {f"G/{k}": v for k, v in G.state_dict().items()}
     arrays.update({f"D/{k}": v for k, v in D.state_dict().items()})
+    if G_ema is not None:
+        arrays.update({f"G_ema/{k}": v for k, v in G_ema.state_dict().items()})
     bad = [key.replace("/", " ", 1) for key, v in arrays.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
     if bad:
         raise NonFiniteWeights(bad)
@@ -89,8 +93,8 @@ def save_checkpoint(path, *, G, D, g_optimizer, d_optimizer, step: int, rng, con
 
 
 def load_checkpoint(path) -> dict:
-    """The checkpoint's arrays, grouped: ``{"G": {...}, "D": {...}, "g_opt": ..., "d_opt": ..., "step": int,
-    "rng": Generator, "config": dict}``. Raises CheckpointError saying what is wrong and what to do."""
+    """The checkpoint's arrays, grouped: ``{"G": {...}, "D": {...}, "g_opt": ..., "d_opt": ..., "G_ema": {...},
+    "step": int, "rng": Generator, "config": dict}`` (``G_ema`` is empty for a run without a weight average). Raises CheckpointError saying what is wrong and what to do."""
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.npz"
@@ -117,7 +121,7 @@ def load_checkpoint(path) -> dict:
     missing = [k for k in ("step", "rng/noise", "config") if k not in arrays]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing}: it was not written by `minigan train`")
-    groups = {"G": {}, "D": {}, "g_opt": {}, "d_opt": {}}
+    groups = {"G": {}, "D": {}, "g_opt": {}, "d_opt": {}, "G_ema": {}}
     for key, value in arrays.items():
         head, _, rest = key.partition("/")
         if head in groups:

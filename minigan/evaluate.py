@@ -19,7 +19,10 @@ GOODFELLOW_PARZEN = {"parzen_ll": 225.0, "parzen_se": 2.0}  # Goodfellow et al. 
 
 
 def load_generator(checkpoint, backend_name: str | None = None):
-    """``(generator, config, checkpoint path)`` rebuilt from a run folder or its checkpoint.npz, in eval mode."""
+    """``(generator, config, checkpoint path)`` rebuilt from a run folder or its checkpoint.npz, in eval mode.
+
+    A run that kept a weight average of G (``--ema``) samples with the averaged weights, as its own pictures and
+    quality numbers did; otherwise G's own weights are used."""
     ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
     missing = [k for k in ("arch", "data_dim", "noise_dim", "pack", "data_kind", "dataset") if k not in cfg]
@@ -27,8 +30,9 @@ def load_generator(checkpoint, backend_name: str | None = None):
         raise CheckpointError(f"checkpoint {ckpt['path']}: its config lacks {missing}; it was not written by "
                               "`minigan train`")
     G, _ = models.build_models(cfg["arch"], cfg["data_dim"], rng=0, noise_dim=cfg["noise_dim"], pack=cfg["pack"])
+    averaged = {k: v for k, v in ckpt["G_ema"].items() if k != "updates"}
     try:
-        G.load_state_dict(ckpt["G"])
+        G.load_state_dict(averaged or ckpt["G"])
     except ValueError as err:
         raise CheckpointError(f"checkpoint {ckpt['path']}: the generator's weights do not fit its {cfg['arch']} "
                               f"architecture: {err}") from None

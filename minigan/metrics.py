@@ -46,6 +46,8 @@ __all__ = [
     "class_histogram",
     "classes_covered",
     "mnist_score",
+    "confident_fraction",
+    "CONFIDENT_THRESHOLD",
     "gaussian_stats",
     "frechet_distance",
     "classifier_fid",
@@ -279,6 +281,42 @@ def mnist_score(probs) -> float:
     return float(math.exp(float(to_numpy(kl.mean()))))
 
 
+#: A sample counts as *confidently read* when the classifier gives its top digit at least this probability. At 0.9,
+#: 96.0% of the 10,000 real MNIST test images qualify, and the classifier is right on 99.8% of those (at 0.5: 99.7%
+#: qualify, 98.9% right; at 0.99: 88.0%, 99.99% right): a threshold a real digit passes and a reading that is
+#: almost always correct when it does.
+CONFIDENT_THRESHOLD = 0.9
+
+
+def confident_fraction(probs, threshold: float = CONFIDENT_THRESHOLD) -> float:
+    """The fraction of images whose most likely class has probability at least ``threshold``.
+
+    ``mean_x [max_y p(y|x) >= threshold]``: "how often does an independent digit reader read a sample with
+    confidence", the question a person asks looking at a grid. Unlike the MNIST score it does not reward class
+    balance (report it beside ``classes_covered`` and ``class_kl``), and unlike the FID it reads each image on its
+    own, so a grid of blurry or half-formed digits scores low even when their features average out like real ones.
+
+    It is no test of realism on its own: an MLP classifier extrapolates, and this one reads about 60% of
+    uniform-noise images confidently as a "0" (blank images: 0%). Such failures show in the class balance, which
+    is why the target is stated as confident %, classes covered and class KL together.
+
+    Parameters
+    ----------
+    probs : array, shape (n, C)
+        ``p(y | x)`` for each image (rows sum to 1), e.g. ``Classifier.probs(x)``.
+    threshold : float
+        In (0, 1]; default :data:`CONFIDENT_THRESHOLD` (0.9).
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"confident_fraction: threshold must lie in (0, 1], got {threshold!r}")
+    xp = xp_of(probs)
+    if probs.ndim != 2 or len(probs) == 0:
+        raise ValueError(f"confident_fraction: expected probabilities of shape (n >= 1, classes), got "
+                         f"{tuple(probs.shape)}")
+    top = xp.asarray(probs, dtype=xp.float64).max(axis=1)  # (n,)
+    return float(to_numpy((top >= threshold).mean()))
+
+
 # ====================================================================================================== FID
 
 
@@ -470,6 +508,7 @@ def image_metrics(fake01, *, real_test01, real_train01=None, validation01=None, 
         "classes_covered": classes_covered(counts),
         "class_kl": histogram_kl_to_uniform(counts),
         "mnist_score": mnist_score(probs),
+        "confident": confident_fraction(probs),
         "fid": classifier_fid(classifier.features(fake), classifier.features(real_test)),
     }
     if parzen:
@@ -495,7 +534,7 @@ def _load_split01(split: str, data_dir, download: bool) -> np.ndarray:
 
 def _cache_path(classifier: Classifier, n: int, parzen: bool) -> Path:
     """``$XDG_CACHE_HOME/minigan/real_ceiling-<hash>.json``, keyed by the classifier's weights and the settings."""
-    digest = hashlib.sha256(f"v1 n={n} parzen={parzen}".encode())
+    digest = hashlib.sha256(f"v2 n={n} parzen={parzen}".encode())  # v2: with "confident"
     for name, value in sorted(classifier.model.state_dict().items()):
         digest.update(name.encode() + np.ascontiguousarray(value).tobytes())
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minigan"
@@ -548,6 +587,7 @@ _COLUMNS = [  # (header, keys needed, how to show them)
     ("classes", ("classes_covered",), lambda r: f"{r['classes_covered']}/{NUM_CLASSES}"),
     ("class KL", ("class_kl",), lambda r: f"{r['class_kl']:.4f}"),
     ("MNIST score", ("mnist_score",), lambda r: f"{r['mnist_score']:.2f}"),
+    ("confident %", ("confident",), lambda r: f"{100 * r['confident']:.1f}"),
     ("FID", ("fid",), lambda r: f"{r['fid']:.2f}"),
     ("Parzen LL", ("parzen_ll", "parzen_se"), lambda r: f"{r['parzen_ll']:.1f} ± {r['parzen_se']:.1f}"),
 ]

@@ -72,7 +72,8 @@ def save_scatter(samples, path, modes=None, title: str | None = None, limit: flo
 
 def save_losses(rows, path) -> None:
     """Panels over training steps: both losses; the discriminator's mean outputs D(x), D(G(z)); the gradient norms
-    of G and D (log scale), when logged; the logged quality (modes covered or MNIST score), when logged."""
+    of G and D (log scale), when logged; the logged quality (modes covered, or MNIST score and confident %), when
+    logged."""
     rows = [r for r in rows if "d_loss" in r]
     steps = [r["step"] for r in rows]
     quality = [r for r in rows if any(k in r for k in ("modes_covered", "mnist_score"))]
@@ -100,7 +101,14 @@ def save_losses(rows, path) -> None:
     if quality:
         key = "modes_covered" if "modes_covered" in quality[0] else "mnist_score"
         axes[-1].plot([r["step"] for r in quality], [r[key] for r in quality], "o-", color="tab:green")
-        axes[-1].set_ylabel(key.replace("_", " "))
+        axes[-1].set_ylabel(key.replace("_", " "), color="tab:green")
+        confident = [r for r in quality if "confident" in r]
+        if confident:  # image runs: how often the classifier reads a sample confidently, on its own axis
+            right = axes[-1].twinx()
+            right.plot([r["step"] for r in confident], [100 * r["confident"] for r in confident], "s--",
+                       color="tab:purple")
+            right.set_ylim(0, 100)
+            right.set_ylabel("confident %", color="tab:purple")
     axes[-1].set_xlabel("generator step")
     fig.tight_layout()
     _save_figure(fig, path)

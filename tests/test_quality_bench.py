@@ -104,7 +104,7 @@ def test_mnist_table_quick(mnist, tmp_path, capsys):
     assert mnist.main(argv) == 0
     table = capsys.readouterr().out
     assert "QUICK SMOKE RUN" in table
-    metric_cells = rf"\d+/10 \| {NUM} \| {NUM} \| {NUM} \| -?{NUM} ± {NUM} \|"
+    metric_cells = rf"\d+/10 \| {NUM} \| {NUM} \| {NUM} \| {NUM} \| -?{NUM} ± {NUM} \|"  # ..., confident %, FID
     names = ["minigan default \\(mlp\\)", "minigan --arch seed", "real data \\(ceiling\\)"]
     names += ["PyTorch reference \\(seed recipe\\)"] if have_torch else []
     for name in names:
@@ -114,6 +114,29 @@ def test_mnist_table_quick(mnist, tmp_path, capsys):
     results = json.loads((tmp_path / "m.json").read_text())["results"]
     assert {"default", "seed", "real_ceiling"} <= set(results)
     assert "NOT the protocol" in (tmp_path / "MNIST.md").read_text()
+
+
+def test_recipe_sweep_smoke(mnist, tmp_path, capsys):
+    """Every sampler (the live G and each average) gets a row per evaluation; the markdown groups the final rows."""
+    data_dir = mnist.default_data_dir()
+    if not mnist.mnist_available(data_dir):
+        pytest.skip("MNIST files not found (set MINIGAN_DATA_DIR)")
+    sweep = _load("recipe_sweep")
+    out = tmp_path / "r.jsonl"
+    argv = ["--steps", "4", "--seeds", "0", "1", "--emas", "0.9", "--eval-every", "2", "--eval-n", "30",
+            "--final-n", "50", "--json", str(out), "--data-dir", data_dir]
+    assert sweep.main(argv) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["seed"], r["step"], r["sampler"]) for r in rows] == [
+        (s, k, who) for s in (0, 1) for k in (2, 4) for who in ("live", "ema0.9")]
+    assert all(r["n"] == (50 if r["final"] else 30) and 0 <= r["confident"] <= 1 for r in rows)
+    assert sweep.lr_multiplier(3, 10, 0.5) == 1.0 and sweep.lr_multiplier(9, 10, 0.5) == pytest.approx(0.2)
+    capsys.readouterr()
+    assert sweep.main(["--markdown", str(out)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[2].startswith("| 4 | 64 | 0.5 | ema0.9 | 0,1 |") and table[3].startswith("| 4 | 64 | 0.5 | live |")
+    curve = table[table.index("| step | live | ema0.9 |"):]  # the in-run curve: one row per evaluated step
+    assert [line.split(" | ")[0] for line in curve[2:]] == ["| 2", "| 4"]
 
 
 def test_pacgan_summary_counts_diverged_runs(pacgan):

@@ -179,14 +179,14 @@ def _fmt(r: dict, key: str) -> str:
         return "-"
     v = r[key]
     return {"classes_covered": lambda: f"{v}/10", "class_kl": lambda: f"{v:.4f}", "mnist_score": lambda: f"{v:.2f}",
-            "fid": lambda: f"{v:.2f}"}[key]()
+            "confident": lambda: f"{100 * v:.1f}", "fid": lambda: f"{v:.2f}"}[key]()
 
 
 def format_table(rows: list[tuple[str, str, dict, dict | None]]) -> str:
     """rows: (model, source, metrics, training info or None)."""
-    lines = ["| model | source | steps | train s | steps/s | classes | class KL | MNIST score | FID | "
+    lines = ["| model | source | steps | train s | steps/s | classes | class KL | MNIST score | confident % | FID | "
              "Parzen LL (nats) | Parzen window |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, source, m, info in rows:
         if "parzen_ll" in m:
             parzen = f"{m['parzen_ll']:.1f} ± {m['parzen_se']:.1f}"
@@ -203,7 +203,8 @@ def format_table(rows: list[tuple[str, str, dict, dict | None]]) -> str:
         wall = f"{info['train_wall_s']:.0f}" if info else "-"
         speed = f"{info['steps_per_s']:.1f}" if info else "-"
         cells = [name, source, steps, wall, speed] + [_fmt(m, k) for k in
-                                                      ("classes_covered", "class_kl", "mnist_score", "fid")]
+                                                      ("classes_covered", "class_kl", "mnist_score", "confident",
+                                                       "fid")]
         lines.append("| " + " | ".join(cells + [parzen, window]) + " |")
     return "\n".join(lines)
 
