@@ -66,18 +66,17 @@ class TrainConfig:
     data_dir: str | None = None
 
 
-#: Defaults per kind of data. Images: the ``mlp`` GAN at DCGAN's Adam settings, sized to finish in about three
-#: minutes on a 2-core machine; the linear decay over the second half takes the salt-and-pepper noise out of the
-#: digits (MNIST score 3.9 at step 4,000 of a constant-lr run; 6.2 at the end of a 7,000-step schedule), and the
-#: samples come from the moving average of G's weights (decay 0.9995: about the last 2,000 steps), which the
-#: classifier reads confidently more often than the last step's G at the end of the run, on every seed measured
-#: (benchmarks/quality/RECIPE.md). The length of training counts most: about 57% of the samples are read
-#: confidently after 7,000 steps, 75-76% after 16,000 (sized for about 200 s once the step is ~35% faster).
+#: Defaults per kind of data. Images: the ``mlp`` GAN with DCGAN's beta1 and twice its learning rate, sized to
+#: finish in about three minutes on a 2-core machine (198 s measured, README); the linear decay over the second half
+#: takes the salt-and-pepper noise out of the digits, and the samples come from the moving average of G's weights
+#: (decay 0.999: about the last 1,000 steps), which the classifier reads confidently more often than the last
+#: step's G on every seed measured. At a fixed budget the learning rate counted most: 9,000 steps at 4e-4 reach
+#: 76% confident where 2e-4 reaches 69% (16,000 steps at 2e-4: 75%); benchmarks/quality/RECIPE.md.
 #: 2-D: minigan's best configuration for the PacGAN ring/grid benchmark -- the narrow ``toy`` networks, packing
 #: pairs against mode collapse, a high learning rate to find the modes, then a linear decay to settle on them
 #: (benchmarks/quality/RESULTS.md has the curves); about 3 minutes on one core.
 DEFAULTS = {
-    "image": dict(arch="mlp", steps=16000, batch_size=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5, lr_decay="linear", ema=0.9995,
+    "image": dict(arch="mlp", steps=7000, batch_size=64, lr_g=4e-4, lr_d=4e-4, beta1=0.5, lr_decay="linear", ema=0.999,
                   pack=1, sample_every=1000),
     "2d": dict(arch="toy", steps=20000, batch_size=512, lr_g=1e-3, lr_d=1e-3, beta1=0.5, lr_decay="linear", ema=0.0,
                pack=2, sample_every=1000),

@@ -31,9 +31,9 @@ def test_quick_benchmark_reports_every_contender(bench, tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert saved["rows"] == json.loads(json.dumps(result["rows"]))
     timed = ["minigan", "gemm"] + [r for r in ("torch", "torch-fused", "jax") if r not in saved["skipped"]]
-    # both tables: every contender in this process, then each in a process of its own
-    assert [(r["processes"], r["arch"], r["batch"]) for r in saved["rows"]] == [("one", "seed", 8),
-                                                                               ("separate", "seed", 8)]
+    # both tables: each contender in a process of its own, then every contender in this process
+    assert [(r["processes"], r["arch"], r["batch"]) for r in saved["rows"]] == [("separate", "seed", 8),
+                                                                               ("one", "seed", 8)]
     for row in saved["rows"]:
         assert sorted(row["ms"]) == sorted(timed) and all(v > 0 for v in row["ms"].values())
         assert 0 < row["ratios"]["gemm_share"] and set(row["ratios"]) >= {f"minigan/{r}" for r in timed[1:]}

@@ -134,7 +134,8 @@ def test_recipe_sweep_smoke(mnist, tmp_path, capsys):
     capsys.readouterr()
     assert sweep.main(["--markdown", str(out)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[2].startswith("| 4 | 64 | 0.5 | ema0.9 | 0,1 |") and table[3].startswith("| 4 | 64 | 0.5 | live |")
+    assert table[2].startswith("| 4 | 64 | 0.0004 | 0.5 | ema0.9 | 0,1 |")  # lr: minigan train's image default
+    assert table[3].startswith("| 4 | 64 | 0.0004 | 0.5 | live |")
     curve = table[table.index("| step | live | ema0.9 |"):]  # the in-run curve: one row per evaluated step
     assert [line.split(" | ")[0] for line in curve[2:]] == ["| 2", "| 4"]
 

@@ -206,7 +206,7 @@ def test_lr_decay_matches_its_documentation():
     assert factors[:6] == [1.0] * 6
     assert factors[-1] == pytest.approx(2 / total) and lr_factor(total, total, "linear") == 0.0
     assert all(a > b for a, b in zip(factors[5:], factors[6:]))
-    assert "2 / total" in lr_factor.__doc__ and "runs at 2/16,000" in (Path(__file__).parents[1] / "README.md").read_text()
+    assert "2 / total" in lr_factor.__doc__ and "runs at 2/7,000" in (Path(__file__).parents[1] / "README.md").read_text()
 
 
 def test_a_checkpoint_with_non_finite_weights_is_never_written(tmp_path):

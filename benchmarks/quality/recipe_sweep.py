@@ -73,10 +73,10 @@ class Scorer:
                 "fid": fid}
 
 
-def sweep_one(steps, batch, decay_start, seed, emas, eval_every, eval_n, final_n, scorer, out_json, tag):
+def sweep_one(steps, batch, decay_start, seed, emas, eval_every, eval_n, final_n, scorer, out_json, tag, lr=None):
     with tempfile.TemporaryDirectory(prefix="recipe-") as tmp:
         run = Run(TrainConfig(dataset="digits", arch="mlp", steps=steps, batch_size=batch, seed=seed,
-                              lr_decay="linear"), Path(tmp), progress=False)
+                              lr_g=lr, lr_d=lr, lr_decay="linear"), Path(tmp), progress=False)
     cfg, gan = run.config, run.gan
     averages = {d: WeightAverage(gan.G, d) for d in emas}
     train_s, t0 = 0.0, time.perf_counter()
@@ -95,8 +95,8 @@ def sweep_one(steps, batch, decay_start, seed, emas, eval_every, eval_n, final_n
             gan.G.train()
             results.update({f"ema{d}": scorer(avg.model, n) for d, avg in averages.items()})
             for sampler, r in results.items():
-                row = dict(tag=tag, steps=steps, batch=batch, decay_start=decay_start, seed=seed, step=step,
-                           sampler=sampler, final=step == steps, train_s=round(train_s, 1),
+                row = dict(tag=tag, steps=steps, batch=batch, lr=cfg.lr_g, decay_start=decay_start, seed=seed,
+                           step=step, sampler=sampler, final=step == steps, train_s=round(train_s, 1),
                            steps_per_s=round(step / train_s, 2), loadavg=round(os.getloadavg()[0], 2), **r)
                 with open(out_json, "a") as f:
                     f.write(json.dumps(row) + "\n")
@@ -114,18 +114,17 @@ def markdown(paths) -> str:
     groups = defaultdict(list)
     for r in rows:
         if r["final"]:
-            groups[(r["steps"], r["batch"], r["decay_start"], r["sampler"])].append(r)
-    out = ["| steps | batch | decay from | sampler | seeds | confident % | classes | class KL | MNIST score | FID | "
-           "steps/s (load) |", "|" + "---|" * 11]
+            groups[(r["steps"], r["batch"], r.get("lr", 2e-4), r["decay_start"], r["sampler"])].append(r)
+    out = ["| steps | batch | lr | decay from | sampler | seeds | confident % | classes | class KL | MNIST score | FID | "
+           "steps/s (load) |", "|" + "---|" * 12]
 
     def ms(values, scale=1.0, fmt=".1f"):
         v = np.asarray(values, dtype=float) * scale
         return f"{v.mean():{fmt}} ± {v.std(ddof=1):{fmt}}" if len(v) > 1 else f"{v[0]:{fmt}}"
 
-    for (steps, batch, start, sampler), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2],
-                                                                                      kv[0][3])):
+    for (steps, batch, lr, start, sampler), rs in sorted(groups.items()):
         rs = sorted(rs, key=lambda r: r["seed"])
-        out.append(f"| {steps} | {batch} | {start} | {sampler} | {','.join(str(r['seed']) for r in rs)} | "
+        out.append(f"| {steps} | {batch} | {lr:g} | {start} | {sampler} | {','.join(str(r['seed']) for r in rs)} | "
                    f"{ms([r['confident'] for r in rs], 100)} | {min(r['classes'] for r in rs)}-"
                    f"{max(r['classes'] for r in rs)} | {ms([r['class_kl'] for r in rs], fmt='.3f')} | "
                    f"{ms([r['mnist_score'] for r in rs], fmt='.2f')} | {ms([r['fid'] for r in rs], fmt='.1f')} | "
@@ -140,13 +139,13 @@ def curve_markdown(paths) -> str:
     12,000-step run (whose lr would have decayed further): the curve shows how each sampler tracks the live G.
     """
     rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
-    recipes = sorted({(r["steps"], r["batch"], r["decay_start"]) for r in rows})
+    recipes = sorted({(r["steps"], r["batch"], r["decay_start"], r.get("lr", 2e-4)) for r in rows})
     out = []
     for recipe in recipes:
-        rs = [r for r in rows if (r["steps"], r["batch"], r["decay_start"]) == recipe]
+        rs = [r for r in rows if (r["steps"], r["batch"], r["decay_start"], r.get("lr", 2e-4)) == recipe]
         samplers = sorted({r["sampler"] for r in rs}, key=lambda name: (name != "live", name))
         seeds = sorted({r["seed"] for r in rs})
-        out += [f"\n{recipe[0]} steps, batch {recipe[1]}, decay from {recipe[2]}; confident % (FID), mean over "
+        out += [f"\n{recipe[0]} steps, batch {recipe[1]}, lr {recipe[3]:g}, decay from {recipe[2]}; confident % (FID), mean over "
                 f"seeds {','.join(map(str, seeds))}:\n",
                 "| step | " + " | ".join(samplers) + " |", "|" + "---|" * (len(samplers) + 1)]
         for step in sorted({r["step"] for r in rs}):
@@ -165,6 +164,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, nargs="+", default=[64])
     p.add_argument("--decay-start", type=float, nargs="+", default=[0.5])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--lr", type=float, nargs="+", default=[None],
+                   help="Adam learning rate of G and D (default: minigan train's image default)")
     p.add_argument("--emas", type=float, nargs="*", default=[0.999, 0.9995, 0.9999])
     p.add_argument("--eval-every", type=int, default=2000)
     p.add_argument("--eval-n", type=int, default=2000, help="samples per intermediate evaluation")
@@ -183,8 +184,9 @@ def main(argv=None) -> int:
         for steps in args.steps:
             for batch in args.batch_size:
                 for start in args.decay_start:
-                    sweep_one(steps, batch, start, seed, args.emas, args.eval_every, args.eval_n, args.final_n,
-                              scorer, args.json, args.tag)
+                    for lr in args.lr:
+                        sweep_one(steps, batch, start, seed, args.emas, args.eval_every, args.eval_n, args.final_n,
+                                  scorer, args.json, args.tag, lr=lr)
     return 0
 
 

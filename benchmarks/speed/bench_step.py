@@ -521,16 +521,15 @@ def environment(threads, refs):
         "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS",
                                                 "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "MINIGAN_NO_NUMBA")},
     }
-    if any(r.startswith("torch") for r in refs):
-        import torch
+    # versions from the package metadata: asking torch or JAX themselves would start their thread pools here
+    from importlib.metadata import PackageNotFoundError, version
 
-        env["torch"] = torch.__version__
-        env["torch_threads"] = torch.get_num_threads()
-    if "jax" in refs:
-        import jax
-
-        env["jax"] = jax.__version__
-        env["jax_devices"] = [str(d) for d in jax.devices()]
+    for name in ("torch", "jax", "jaxlib"):
+        if any(r.startswith(name[:3]) for r in refs):
+            try:
+                env[name] = version(name)
+            except PackageNotFoundError:
+                pass
     return env
 
 
@@ -613,7 +612,9 @@ def main(argv=None):
 
         torch.set_num_threads(args.threads)
     names = ["minigan"] + refs
-    modes = ["one", "separate"] if args.processes == "both" else [args.processes]
+    # separate first: the one-process rounds leave torch's, JAX's and OpenBLAS's pools in this process, and their
+    # spinning would take a core from the workers
+    modes = ["separate", "one"] if args.processes == "both" else [args.processes]
     rows = []
     set_all_threads(args.threads)
     with blas_threads(args.threads):
