@@ -119,19 +119,20 @@ def leaky_relu_backward(dy, y, slope):
     return dx
 
 
-def sigmoid_backward(dy, y):
-    """``dx = dy y (1 - y)`` (``F.sigmoid_backward``) in one pass."""
+def _backward_from_output(name, dy, y):
+    """``dx`` from ``dy`` and the activation's output ``y`` with the compiled loop ``name``, or None."""
     if not available() or not _fits(dy, y):
         return None
     dx = np.empty_like(dy)
-    _pick(_compiled.sigmoid_backward, dy.size)(dy.reshape(-1), y.reshape(-1), dy.dtype.type(1), dx.reshape(-1))
+    _pick(getattr(_compiled, name), dy.size)(dy.reshape(-1), y.reshape(-1), dy.dtype.type(1), dx.reshape(-1))
     return dx
+
+
+def sigmoid_backward(dy, y):
+    """``dx = dy y (1 - y)`` (``F.sigmoid_backward``) in one pass."""
+    return _backward_from_output("sigmoid_backward", dy, y)
 
 
 def tanh_backward(dy, y):
     """``dx = dy (1 - y^2)`` (``F.tanh_backward``) in one pass."""
-    if not available() or not _fits(dy, y):
-        return None
-    dx = np.empty_like(dy)
-    _pick(_compiled.tanh_backward, dy.size)(dy.reshape(-1), y.reshape(-1), dy.dtype.type(1), dx.reshape(-1))
-    return dx
+    return _backward_from_output("tanh_backward", dy, y)

@@ -692,7 +692,22 @@ def _check_image(module, x, channels):
 
 
 class _Conv(Module):
-    """What Conv2d and ConvTranspose2d share: the output shape from ``_output_size`` (each has its own formula)."""
+    """What Conv2d and ConvTranspose2d share: their geometry arguments and parameters, and the output shape from
+    ``_output_size`` (each has its own formula)."""
+
+    def _init_geometry(self, in_channels, out_channels, kernel_size, stride, padding, weight_shape, bias, rng,
+                       init, dtype):
+        """Channels, kernel, stride and padding checked and stored; W of ``weight_shape(in, out, (kH, kW))``."""
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = F._pair(kernel_size, "kernel_size")
+        self.stride, self.padding = F._pair(stride, "stride"), F._pair(padding, "padding")
+        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
+            raise ValueError(f"{type(self).__name__}: need kernel_size >= 1, stride >= 1, padding >= 0, got "
+                             f"kernel_size={kernel_size}, stride={stride}, padding={padding}")
+        shape = weight_shape(self.in_channels, self.out_channels, self.kernel_size)
+        W, b = _conv_weights(rng, shape, init, self.out_channels if bias else 0, dtype)
+        self.W = Param(W, "W")
+        self.b = Param(b, "b") if bias else None
 
     def output_shape(self, input_shape):
         if len(input_shape) != 4:
@@ -721,16 +736,8 @@ class Conv2d(_Conv):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
                  rng=None, init: str = "pytorch", dtype=np.float32):
         super().__init__()
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = F._pair(kernel_size, "kernel_size")
-        self.stride, self.padding = F._pair(stride, "stride"), F._pair(padding, "padding")
-        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
-            raise ValueError(f"Conv2d: need kernel_size >= 1, stride >= 1, padding >= 0, got kernel_size="
-                             f"{kernel_size}, stride={stride}, padding={padding}")
-        shape = (self.out_channels, self.in_channels, *self.kernel_size)
-        W, b = _conv_weights(rng, shape, init, self.out_channels if bias else 0, dtype)
-        self.W = Param(W, "W")
-        self.b = Param(b, "b") if bias else None
+        self._init_geometry(in_channels, out_channels, kernel_size, stride, padding,
+                            lambda i, o, k: (o, i, *k), bias, rng, init, dtype)  # W (C_out, C_in, kH, kW)
 
     def __repr__(self) -> str:
         return (f"Conv2d({self.in_channels}->{self.out_channels}, k={_show(self.kernel_size)}, "
@@ -789,20 +796,12 @@ class ConvTranspose2d(_Conv):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
                  bias: bool = True, rng=None, init: str = "pytorch", dtype=np.float32):
         super().__init__()
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = F._pair(kernel_size, "kernel_size")
-        self.stride, self.padding = F._pair(stride, "stride"), F._pair(padding, "padding")
+        self._init_geometry(in_channels, out_channels, kernel_size, stride, padding,
+                            lambda i, o, k: (i, o, *k), bias, rng, init, dtype)  # W (C_in, C_out, kH, kW)
         self.output_padding = F._pair(output_padding, "output_padding")
-        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
-            raise ValueError(f"ConvTranspose2d: need kernel_size >= 1, stride >= 1, padding >= 0, got kernel_size="
-                             f"{kernel_size}, stride={stride}, padding={padding}")
         if not all(0 <= q < s for q, s in zip(self.output_padding, self.stride)):
             raise ValueError(f"ConvTranspose2d: output_padding must be >= 0 and smaller than stride, got "
                              f"output_padding={output_padding}, stride={stride}")
-        shape = (self.in_channels, self.out_channels, *self.kernel_size)
-        W, b = _conv_weights(rng, shape, init, self.out_channels if bias else 0, dtype)
-        self.W = Param(W, "W")
-        self.b = Param(b, "b") if bias else None
 
     def __repr__(self) -> str:
         extra = f", op={_show(self.output_padding)}" if any(self.output_padding) else ""

@@ -38,10 +38,10 @@ for _p in (REPO, HERE):
 
 import numpy as np  # noqa: E402
 
-from minigan import data, metrics, train as mtrain  # noqa: E402
+from minigan import data, metrics  # noqa: E402
 from minigan.evaluate import GOODFELLOW_PARZEN, evaluate_run  # noqa: E402
 from minigan.train import DEFAULTS, Run, TrainConfig, cpu_model  # noqa: E402
-from mnist_table import default_data_dir, evaluate_samples, format_table  # noqa: E402
+from mnist_table import default_data_dir, evaluate_samples, format_table, train_torch_gan  # noqa: E402
 
 EVAL_SAMPLES = metrics.PARZEN_SAMPLES  # 10,000
 
@@ -92,42 +92,16 @@ def torch_dcgan(noise_dim=100, widths=(32, 64)):
 
 def run_torch(steps: int, seed: int, data_dir, n_eval: int) -> dict:
     import torch
-    from torch import nn
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     torch.manual_seed(seed)
     d = DEFAULTS["image"]
     batch, lr, beta1, decay = d["batch_size"], d["lr_g"], d["beta1"], d["lr_decay"]
     G, D = torch_dcgan()
-    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(beta1, 0.999))
-    bce = nn.BCEWithLogitsLoss()
-    ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
     ds = data.get_dataset("mnist", data_dir=data_dir, scale="tanh", seed=seed)  # minigan's batches
-    gen = torch.Generator().manual_seed(seed)
-    load0, t0 = _load(), time.perf_counter()
-    for k in range(steps):
-        for group in opt_g.param_groups + opt_d.param_groups:
-            group["lr"] = lr * mtrain.lr_factor(k, steps, decay)
-        real = torch.from_numpy(ds.batch(k, batch))
-        with torch.no_grad():
-            fake = G(torch.randn(batch, 100, generator=gen))
-        logits = D(torch.cat([real, fake]))
-        d_loss = bce(logits[:batch], ones) + bce(logits[batch:], zeros)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        for p in D.parameters():
-            p.requires_grad_(False)
-        g_loss = bce(D(G(torch.randn(batch, 100, generator=gen))), ones)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        for p in D.parameters():
-            p.requires_grad_(True)
-        if not (torch.isfinite(d_loss) and torch.isfinite(g_loss)):
-            raise RuntimeError(f"torch DCGAN diverged at step {k + 1}")
-    wall = time.perf_counter() - t0
+    load0 = _load()
+    wall = train_torch_gan(G, D, ds, steps, batch=batch, lr=lr, betas=(beta1, 0.999), decay=decay, noise_dim=100,
+                           seed=seed, name="torch DCGAN")
     G.eval()
     with torch.no_grad():
         z = torch.from_numpy(np.random.default_rng(0).standard_normal((n_eval, 100), dtype=np.float32))

@@ -102,6 +102,47 @@ def train_minigan(row: str, steps: int | None, seed: int, data_dir, out: Path) -
                 steps_per_s=c.steps / max(wall, 1e-9), run_dir=str(out))
 
 
+def train_torch_gan(G, D, ds, steps: int, *, batch: int, lr: float, betas, decay: str, noise_dim: int, seed: int,
+                    name: str) -> float:
+    """Train torch modules G and D as ``GAN.train_step`` does, on minigan's batch stream ``ds``; return wall seconds.
+
+    Written as a competent PyTorch user would: D on ``cat(real, fake)`` with the fakes made under ``no_grad``, one
+    BCE-with-logits per half, D frozen (``requires_grad_(False)``) for the non-saturating G step,
+    ``zero_grad(set_to_none=True)``, and minigan's learning-rate schedule applied to both optimizers every step.
+    """
+    import torch
+    from torch import nn
+
+    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=betas)
+    bce = nn.BCEWithLogitsLoss()
+    ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    for k in range(steps):
+        for group in opt_g.param_groups + opt_d.param_groups:
+            group["lr"] = lr * mtrain.lr_factor(k, steps, decay)
+        real = torch.from_numpy(ds.batch(k, batch))
+        with torch.no_grad():
+            fake = G(torch.randn(batch, noise_dim, generator=gen))
+        logits = D(torch.cat([real, fake]))
+        d_loss = bce(logits[:batch], ones) + bce(logits[batch:], zeros)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        for p in D.parameters():
+            p.requires_grad_(False)
+        g_loss = bce(D(G(torch.randn(batch, noise_dim, generator=gen))), ones)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        for p in D.parameters():
+            p.requires_grad_(True)
+        if not (torch.isfinite(d_loss) and torch.isfinite(g_loss)):
+            raise RuntimeError(f"{name} diverged at step {k + 1}")
+    return time.perf_counter() - t0
+
+
 def train_torch_seed(steps: int, seed: int, data_dir, n_samples: int, eval_seed: int) -> tuple[dict, np.ndarray]:
     """The ``seed`` GAN recipe in PyTorch on minigan's own batch stream; returns (info, samples in [0, 1])."""
     import torch
@@ -123,36 +164,9 @@ def train_torch_seed(steps: int, seed: int, data_dir, n_samples: int, eval_seed:
 
     G = nn.Sequential(dense(noise_dim, 256), nn.ReLU(), dense(256, 784), nn.Sigmoid())
     D = nn.Sequential(dense(784, 256), nn.LeakyReLU(0.2), dense(256, 1))
-    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(beta1, beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(beta1, beta2))
-    bce = nn.BCEWithLogitsLoss()
-    ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
     ds = data.get_dataset("mnist", data_dir=data_dir, scale="sigmoid", seed=seed)  # same batches as minigan's run
-    gen = torch.Generator().manual_seed(seed)
-
-    t0 = time.perf_counter()
-    for k in range(steps):
-        if decay != "none":
-            for group in opt_g.param_groups + opt_d.param_groups:
-                group["lr"] = lr * mtrain.lr_factor(k, steps, decay)
-        real = torch.from_numpy(ds.batch(k, batch))
-        fake = G(torch.randn(batch, noise_dim, generator=gen)).detach()
-        logits = D(torch.cat([real, fake]))
-        d_loss = bce(logits[:batch], ones) + bce(logits[batch:], zeros)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        for p in D.parameters():
-            p.requires_grad_(False)
-        g_loss = bce(D(G(torch.randn(batch, noise_dim, generator=gen))), ones)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        for p in D.parameters():
-            p.requires_grad_(True)
-        if not (torch.isfinite(d_loss) and torch.isfinite(g_loss)):
-            raise RuntimeError(f"torch reference diverged at step {k + 1}")
-    wall = time.perf_counter() - t0
+    wall = train_torch_gan(G, D, ds, steps, batch=batch, lr=lr, betas=(beta1, beta2), decay=decay,
+                           noise_dim=noise_dim, seed=seed, name="torch reference")
 
     with torch.no_grad():
         z = torch.randn(n_samples, noise_dim, generator=torch.Generator().manual_seed(eval_seed))
