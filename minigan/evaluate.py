@@ -31,6 +31,10 @@ def load_generator(checkpoint, backend_name: str | None = None):
                               "`minigan train`")
     G, _ = models.build_models(cfg["arch"], cfg["data_dim"], rng=0, noise_dim=cfg["noise_dim"], pack=cfg["pack"])
     averaged = {k: v for k, v in ckpt["G_ema"].items() if k != "updates"}
+    if cfg.get("ema") and not averaged:  # silently sampling the live G would give other pictures than the run's
+        raise CheckpointError(f"checkpoint {ckpt['path']} lacks the weight average of G (G_ema/...) that its config "
+                              f"says the run kept (ema={cfg['ema']}): the file is inconsistent; use a copy you kept, "
+                              "or train the run again")
     try:
         G.load_state_dict(averaged or ckpt["G"])
     except ValueError as err:

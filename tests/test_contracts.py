@@ -719,6 +719,21 @@ def _ckpt_wrong_model(tmp, how):
     return T.resume(run, progress=False)
 
 
+def _ckpt_without_average(tmp, how):
+    """A run trained with a weight average, its checkpoint then stripped of G_ema/...: resuming or sampling it
+    must not silently fall back to the live G (other pictures than the run's own)."""
+    from minigan import evaluate, train as T
+
+    out = T.train(T.TrainConfig(dataset="ring8", arch="toy", steps=2, batch_size=8, ema=0.9, sample_every=2,
+                                log_every=2), tmp / "run", progress=False)
+    with np.load(out / T.CHECKPOINT, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if not k.startswith("G_ema/")}
+    np.savez(out / T.CHECKPOINT, **arrays)
+    if how == "sample":
+        return evaluate.load_generator(out)
+    return T.resume(out, {"steps": 3}, progress=False)
+
+
 def _a_file(tmp):
     (tmp / "f").write_text("a file, not a folder")
     return tmp / "f"
@@ -1044,6 +1059,10 @@ CONTRACT = [
     Row("`train.resume`, `evaluate.load_generator`", "weights that do not fit the model",
         E(CheckpointError, r"do(es)? not fit", r"saved shape|missing"),
         {how: functools.partial(_ckpt_wrong_model, how=how) for how in ("sample", "resume")}, folder=True),
+    Row("`train.resume`, `evaluate.load_generator`",
+        "a run with a weight average (`--ema`) whose checkpoint lacks it",
+        E(CheckpointError, r"lacks (a|the) weight average of G", r"G_ema"),
+        {how: functools.partial(_ckpt_without_average, how=how) for how in ("sample", "resume")}, folder=True),
     # ---- the CLI (cases get a fresh folder; cli.main must return 2 after printing one error line)
     Row("`minigan` CLI", "unknown option values",
         ExitStatus2(r"argument --(dataset|arch|loss|lr-decay|backend): invalid choice"),
