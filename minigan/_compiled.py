@@ -71,6 +71,12 @@ def _tanh_backward(dy, y, one, dx):
         dx[i] = (one - yi * yi) * dy[i]
 
 
+def _move_towards(avg, live, rate):
+    for i in numba.prange(avg.size):  # avg += rate (live - avg): step = live - avg; step *= rate; avg += step
+        ai = avg[i]
+        avg[i] = ai + (live[i] - ai) * rate
+
+
 def _builds(fn):
     # prange runs as a plain range without parallel=True
     return numba.njit(**_JIT)(fn), numba.njit(parallel=True, **_JIT)(fn)
@@ -80,3 +86,4 @@ leaky_relu_forward = _builds(_leaky_relu_forward)
 leaky_relu_backward = _builds(_leaky_relu_backward)
 sigmoid_backward = _builds(_sigmoid_backward)
 tanh_backward = _builds(_tanh_backward)
+move_towards = _builds(_move_towards)  # the weight average's update (minigan.ema)

@@ -8,8 +8,9 @@ bit for bit (no fast-math, no fused multiply-add); ``tests/test_kernels.py`` che
 with or without Numba continues identically.
 
 Read the formulas where they live: ``minigan.optim.Adam`` (docstring and ``_plain_update``) and
-``minigan.functional`` (the activations' backward passes and the leaky ReLU); this module is only their fast form.
-Each function here returns None (or False) when it cannot take its arrays, and the caller runs the plain form. It takes NumPy arrays on the CPU; CuPy arrays take the plain path. Without Numba (or with
+``minigan.functional`` (the activations' backward passes and the leaky ReLU), ``minigan.ema`` (the weight average's
+update); this module is only their fast form. Each function here returns None (or False) when it cannot take its
+arrays, and the caller runs the plain form. It takes NumPy arrays on the CPU; CuPy arrays take the plain path. Without Numba (or with
 ``MINIGAN_NO_NUMBA=1`` in the environment) ``available()`` is False and the plain path is used everywhere.
 
 Threads: Numba's pool (``NUMBA_NUM_THREADS``, default all cores; ``set_threads(n)`` at run time). Arrays smaller
@@ -23,7 +24,7 @@ import os
 import numpy as np
 
 __all__ = ["available", "set_threads", "threads", "adam_update", "leaky_relu_forward", "leaky_relu_backward",
-           "sigmoid_backward", "tanh_backward", "PARALLEL_MIN"]
+           "sigmoid_backward", "tanh_backward", "move_towards", "PARALLEL_MIN"]
 
 PARALLEL_MIN = 1 << 16
 _compiled = None  # minigan._compiled, imported on first use (importing Numba takes ~0.3 s)
@@ -136,3 +137,11 @@ def sigmoid_backward(dy, y):
 def tanh_backward(dy, y):
     """``dx = dy (1 - y^2)`` (``F.tanh_backward``) in one pass."""
     return _backward_from_output("tanh_backward", dy, y)
+
+
+def move_towards(avg, live, rate) -> bool:
+    """``avg += rate (live - avg)`` in place (``minigan.ema._move_towards``) in one pass; False when it can't."""
+    if not available() or not _fits(avg, live) or avg.shape != live.shape:
+        return False
+    _pick(_compiled.move_towards, avg.size)(avg.reshape(-1), live.reshape(-1), avg.dtype.type(rate))
+    return True

@@ -187,3 +187,50 @@ def test_fused_activation_leaves_dy_and_y_alone(rng):
     dx = layer.backward(dy)
     np.testing.assert_array_equal(dy, before)
     assert dx is not dy
+
+
+# ------------------------------------------------------------------------------------ the weight average
+
+
+@given(shape=st.sampled_from([(1,), (7, 3), (300, 257), (2, 3, 4, 5)]), dtype=st.sampled_from([np.float32, np.float64]),
+       rate=st.sampled_from([1.0, 0.5, 1e-3, 1.0000000000000002e-3, 0.3333333333333333]), parallel=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_fused_weight_average_equals_the_plain_update_bit_for_bit(shape, dtype, rate, parallel, seed):
+    """``ema._move_towards`` with the kernel equals both plain forms (whole array, and block by block for arrays
+    larger than ema.BLOCK), the live weights untouched."""
+    from minigan import ema
+
+    rng = np.random.default_rng(seed)
+    avg0 = (rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 3)).astype(dtype)
+    live = rng.standard_normal(shape).astype(dtype)
+    live_before = live.copy()
+
+    def run():
+        avg = avg0.copy()
+        ema._move_towards(avg, live, rate)
+        return avg
+
+    saved = kernels.PARALLEL_MIN
+    kernels.PARALLEL_MIN = 0 if parallel else 1 << 40
+    try:
+        fast = run()
+    finally:
+        kernels.PARALLEL_MIN = saved
+    plain = _plain(run)
+    np.testing.assert_array_equal(fast, plain)
+    assert fast.dtype == dtype
+    np.testing.assert_array_equal(live, live_before)
+    # the whole-array formula, as written in the docstring (the blockwise form must agree with it too)
+    whole = avg0.copy()
+    whole += (live - avg0) * dtype(rate)
+    np.testing.assert_array_equal(fast, whole)
+
+
+def test_fused_weight_average_refuses_what_it_cannot_take():
+    a = np.ones(8, np.float32)
+    assert not kernels.move_towards(a, np.ones(8, np.float64), 0.1)  # mixed dtypes
+    assert not kernels.move_towards(a, np.ones(16, np.float32)[::2], 0.1)  # strided
+    assert not kernels.move_towards(a, np.ones((2, 4), np.float32), 0.1)  # another shape
+    np.testing.assert_array_equal(a, 1.0)
+    assert kernels.move_towards(a, np.zeros(8, np.float32), 0.25)
+    np.testing.assert_array_equal(a, 0.75)
