@@ -13,8 +13,12 @@ update); this module is only their fast form. Each function here returns None (o
 arrays, and the caller runs the plain form. It takes NumPy arrays on the CPU; CuPy arrays take the plain path. Without Numba (or with
 ``MINIGAN_NO_NUMBA=1`` in the environment) ``available()`` is False and the plain path is used everywhere.
 
-Threads: Numba's pool (``NUMBA_NUM_THREADS``, default all cores; ``set_threads(n)`` at run time). Arrays smaller
-than ``PARALLEL_MIN`` elements run on one thread: waking the others costs more than they save.
+Threads: one, unless ``set_threads(n)`` asks for more (up to Numba's pool, ``NUMBA_NUM_THREADS``, default all
+cores); then arrays of at least ``PARALLEL_MIN`` elements are split over n threads. One is the default because it
+was measured faster: these loops are memory-bound, and on this project's 2-core machine, where OpenBLAS's threads
+hold the other core between matrix products, splitting Adam over both cores made it slower (2.0 M parameters: 3.0 ms
+on one thread, 3.7-4.0 ms on two) and the whole training step 2-4% slower (benchmarks/speed/RESULTS.md). On a
+machine with many cores and memory channels, measure ``bench_step.py --kernel-threads n`` before raising it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ __all__ = ["available", "set_threads", "threads", "adam_update", "leaky_relu_for
            "sigmoid_backward", "tanh_backward", "move_towards", "PARALLEL_MIN"]
 
 PARALLEL_MIN = 1 << 16
+_threads = 1  # set_threads; kept here because asking Numba (numba.get_num_threads) costs ~30 us a call
 _compiled = None  # minigan._compiled, imported on first use (importing Numba takes ~0.3 s)
 _failed = False
 
@@ -58,15 +63,18 @@ def available() -> bool:
 
 
 def threads() -> int:
-    """How many threads the kernels use (1 without Numba)."""
-    return _load().numba.get_num_threads() if available() else 1
+    """How many threads the kernels use (1 without Numba, and by default)."""
+    return _threads if available() else 1
 
 
 def set_threads(n: int) -> None:
-    """Use ``n`` threads in the kernels (clipped to 1..NUMBA_NUM_THREADS, the pool's size)."""
+    """Use ``n`` threads in the kernels (clipped to 1..NUMBA_NUM_THREADS, the pool's size). Numba's setting is per
+    Python thread: call this in the thread that trains."""
+    global _threads
     if available():
         numba = _compiled.numba
-        numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+        _threads = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(_threads)
 
 
 def _fits(*arrays) -> bool:
@@ -96,7 +104,7 @@ def adam_update(p, g, m, v, beta1, beta2, eps_hat, step_size, weight_decay) -> b
 
 def _pick(builds, size):
     """The many-thread build for a large array when there are threads to use, else the one-thread build."""
-    return builds[1] if size >= PARALLEL_MIN and threads() > 1 else builds[0]
+    return builds[1] if _threads > 1 and size >= PARALLEL_MIN else builds[0]
 
 
 def leaky_relu_forward(x, slope, out=None):

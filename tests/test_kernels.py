@@ -4,6 +4,7 @@ Bit for bit, not "close": a checkpoint written by a run with Numba must resume i
 GAN step's reference tests (test_fastpaths.py) then hold for both paths at once.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -20,21 +21,33 @@ from conftest import REPO, to
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="Numba not importable here: the plain path is all")
 
 
-def run_adam(w0, grads, plain, parallel_min=None, **hyper):
-    """Adam over ``grads`` from ``w0``; ``plain=True`` forces the NumPy path, ``parallel_min`` the kernel choice."""
+@contextlib.contextmanager
+def parallel_builds(on: bool):
+    """The many-thread builds for every array (2 threads, PARALLEL_MIN 0) when ``on``, else the one-thread builds."""
+    saved = (kernels.threads(), kernels.PARALLEL_MIN)
+    kernels.set_threads(2 if on else 1)
+    kernels.PARALLEL_MIN = 0 if on else 1 << 40
+    try:
+        yield
+    finally:
+        kernels.set_threads(saved[0])
+        kernels.PARALLEL_MIN = saved[1]
+
+
+def run_adam(w0, grads, plain, parallel=None, **hyper):
+    """Adam over ``grads`` from ``w0``; ``plain=True`` forces the NumPy path, ``parallel`` the kernel build."""
     p = nn.Param(w0.copy())
     opt = optim.Adam([p], **hyper)
-    saved = (kernels._compiled, kernels._failed, kernels.PARALLEL_MIN)
+    saved = (kernels._compiled, kernels._failed)
     try:
         if plain:
             kernels._compiled, kernels._failed = None, True
-        if parallel_min is not None:
-            kernels.PARALLEL_MIN = parallel_min
-        for g in grads:
-            p.grad = g
-            opt.step()
+        with parallel_builds(bool(parallel)):
+            for g in grads:
+                p.grad = g
+                opt.step()
     finally:
-        kernels._compiled, kernels._failed, kernels.PARALLEL_MIN = saved
+        kernels._compiled, kernels._failed = saved
     return p.data, opt.state[p]
 
 
@@ -51,7 +64,7 @@ def test_fused_adam_equals_the_plain_update_bit_for_bit(shape, dtype, beta1, bet
     grads = [(rng.standard_normal(shape) * 10.0 ** rng.integers(-8, 4)).astype(dtype) for _ in range(6)]
     grads[2][...] = 0
     hyper = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
-    w_fast, s_fast = run_adam(w0, grads, plain=False, parallel_min=0 if parallel else 1 << 40, **hyper)
+    w_fast, s_fast = run_adam(w0, grads, plain=False, parallel=parallel, **hyper)
     w_plain, s_plain = run_adam(w0, grads, plain=True, **hyper)
     assert w_fast.dtype == dtype and s_fast["exp_avg"].dtype == dtype
     np.testing.assert_array_equal(w_fast, w_plain)
@@ -115,13 +128,23 @@ def test_no_numba_switch_gives_the_same_training_run():
     assert out[""][1] == out["1"][1]
 
 
-def test_set_threads_clips_to_the_pool():
+def test_one_thread_by_default_and_set_threads_clips_to_the_pool():
+    """One thread unless asked (measured faster on a 2-core machine), and the pool's limits respected."""
+    code = "from minigan import kernels; print(kernels.threads(), kernels._pick(('one', 'many'), 1 << 30))"
+    res = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO)),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["1", "one"]
     before = kernels.threads()
     try:
         kernels.set_threads(10_000)
         assert 1 <= kernels.threads() <= os.cpu_count()
+        assert kernels._compiled.numba.get_num_threads() == kernels.threads()
+        if kernels.threads() > 1:
+            assert kernels._pick(("one", "many"), kernels.PARALLEL_MIN) == "many"
+            assert kernels._pick(("one", "many"), kernels.PARALLEL_MIN - 1) == "one"
         kernels.set_threads(0)
-        assert kernels.threads() == 1
+        assert kernels.threads() == 1 and kernels._pick(("one", "many"), 1 << 30) == "one"
     finally:
         kernels.set_threads(before)
 
@@ -158,12 +181,8 @@ def test_fused_activations_equal_the_functional_form_bit_for_bit(make, shape, dt
         y = y.copy()
         return y, layer.backward(dy.copy())
 
-    saved = kernels.PARALLEL_MIN
-    kernels.PARALLEL_MIN = 0 if parallel else 1 << 40
-    try:
+    with parallel_builds(parallel):
         y_fast, dx_fast = run()
-    finally:
-        kernels.PARALLEL_MIN = saved
     y_plain, dx_plain = _plain(run)
     assert y_fast.dtype == dx_fast.dtype == dtype
     np.testing.assert_array_equal(y_fast, y_plain)
@@ -210,12 +229,8 @@ def test_fused_weight_average_equals_the_plain_update_bit_for_bit(shape, dtype, 
         ema._move_towards(avg, live, rate)
         return avg
 
-    saved = kernels.PARALLEL_MIN
-    kernels.PARALLEL_MIN = 0 if parallel else 1 << 40
-    try:
+    with parallel_builds(parallel):
         fast = run()
-    finally:
-        kernels.PARALLEL_MIN = saved
     plain = _plain(run)
     np.testing.assert_array_equal(fast, plain)
     assert fast.dtype == dtype

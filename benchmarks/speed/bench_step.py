@@ -389,6 +389,8 @@ class Worker:
     def __init__(self, name, arch, n, args):
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--arch", arch, "--batch", str(n),
                "--warmup", str(args.warmup), "--threads", str(args.threads), "--backend", args.backend]
+        if args.kernel_threads is not None:
+            cmd += ["--kernel-threads", str(args.kernel_threads)]
         self.name = name
         # the worker imports what this process imports (a checkout, a test's CuPy stand-in): the same sys.path
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
@@ -409,7 +411,7 @@ class Worker:
 
 
 def worker_main(args):
-    set_all_threads(args.threads)
+    set_all_threads(args.threads, args.kernel_threads)
     contender = CONTENDERS[args.worker](args.arch[0], args.batch[0], args.backend)
     time_steps(contender, args.warmup)
     print("ready", flush=True)
@@ -420,11 +422,13 @@ def worker_main(args):
             break
 
 
-def set_all_threads(n):
-    """BLAS, torch and minigan's kernels on n threads (jax keeps its own pool: XLA takes no such setting)."""
+def set_all_threads(n, kernel_threads=None):
+    """BLAS and torch on n threads (jax keeps its own pool: XLA takes no such setting); minigan's kernels on
+    ``kernel_threads`` (None: the library's default, one thread, which is what a user runs)."""
     from minigan import kernels
 
-    kernels.set_threads(n)
+    if kernel_threads is not None:
+        kernels.set_threads(kernel_threads)
     try:
         from threadpoolctl import threadpool_limits
 
@@ -584,6 +588,8 @@ def parse_args(argv):
                    help="seconds of sleep, then one untimed step, before each block (default 0.2; see bench_case)")
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     p.add_argument("--threads", type=int, default=2, help="BLAS threads, and torch threads (default 2)")
+    p.add_argument("--kernel-threads", type=int, default=None,
+                   help="threads for minigan's compiled kernels (default: the library's default, one)")
     p.add_argument("--refs", nargs="+", default=list(ALL_REFS), choices=ALL_REFS, help="references to time")
     p.add_argument("--quick", action="store_true", help="a few steps only: checks that everything runs")
     p.add_argument("--peak-rss", action="store_true", help="also report peak RSS and per-step memory growth")
@@ -616,7 +622,7 @@ def main(argv=None):
     # spinning would take a core from the workers
     modes = ["separate", "one"] if args.processes == "both" else [args.processes]
     rows = []
-    set_all_threads(args.threads)
+    set_all_threads(args.threads, args.kernel_threads)
     with blas_threads(args.threads):
         env = environment(args.threads, refs)
         for mode in modes:
