@@ -92,6 +92,21 @@ def test_decay_outside_0_1_is_refused(decay, rng):
         WeightAverage(Sequential(Dense(2, 2, rng=rng)), decay)
 
 
+def test_the_average_follows_whichever_model_it_is_given(rng):
+    """The name-to-name links are made once per model object: another model object (a copy with other weights)
+    gets its own links, and the average moves towards it, not towards the first model's arrays."""
+    import copy
+
+    first = Sequential(Dense(3, 2, rng=rng))
+    avg = WeightAverage(first, 0.5)
+    avg.update(first)
+    second = copy.deepcopy(first)
+    _set_weights(second, rng)
+    avg.update(second)  # rate_2 = 0.5 / 0.75 = 2/3 of the way to the second model's weights
+    for (name, a), (_, w1), (_, w2) in zip(avg.model.named_params(), first.named_params(), second.named_params()):
+        np.testing.assert_allclose(a.data, w1.data + np.float32(2 / 3) * (w2.data - w1.data), rtol=1e-6, err_msg=name)
+
+
 def test_average_of_another_architecture_is_refused(rng):
     avg = WeightAverage(Sequential(Dense(3, 2, rng=rng)), 0.9)
     with pytest.raises(ValueError, match="does not match the averaged copy"):
