@@ -70,7 +70,8 @@ def _train_parser(sub):
                         "second half; the last step runs at 2/steps of the rate)")
     p.add_argument("--ema", type=_FRACTION, default=None, metavar="DECAY",
                    help="draw samples (pictures, quality numbers, checkpoint sampling) from an exponential moving "
-                        "average of G's weights with this decay (images: 0.9995, about the last 2,000 steps); 0 switches it off")
+                        "average of G's weights with this decay (default for the mlp GAN on images: 0.9995, about "
+                        "the last 2,000 steps); 0 switches it off")
     p.add_argument("--loss", choices=["nonsaturating", "minimax"], default=None,
                    help="generator loss: nonsaturating -E[log D(G(z))] (default) or minimax E[log(1-D(G(z)))]")
     p.add_argument("--d-steps", type=_COUNT, default=None, help="discriminator steps per generator step")

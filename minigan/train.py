@@ -66,13 +66,13 @@ class TrainConfig:
     data_dir: str | None = None
 
 
-#: Defaults per kind of data. Images: the ``mlp`` GAN with DCGAN's beta1 and twice its learning rate (4e-4, in
-#: ``ARCH_DEFAULTS``), sized to finish in about three minutes on a 2-core machine (198 s measured, README); the
-#: linear decay over the second half takes the salt-and-pepper noise out of the digits, and the samples come from
-#: the moving average of G's weights
-#: (decay 0.999: about the last 1,000 steps), which the classifier reads confidently more often than the last
-#: step's G on every seed measured. At a fixed budget the learning rate counted most: 9,000 steps at 4e-4 reach
-#: 76% confident where 2e-4 reaches 69% (16,000 steps at 2e-4: 75%); benchmarks/quality/RECIPE.md.
+#: Defaults per kind of data. Images: the ``mlp`` GAN with DCGAN's beta1 and four times its learning rate (8e-4, in
+#: ``ARCH_DEFAULTS``), sized to finish in about three minutes on a 2-core machine (README); the linear decay over the
+#: second half takes the salt-and-pepper noise out of the digits, and the samples come from the moving average of
+#: G's weights (decay 0.9995: about the last 2,000 steps), which the classifier reads confidently 3-4 points more
+#: often than the last step's G on every seed measured. At a fixed budget of 7,000 steps the learning rate counted
+#: most: 72% confident at 4e-4, 75% at 6e-4 and 8e-4; 1e-3 reads about as well through the average but its live G
+#: degrades (benchmarks/quality/RECIPE.md).
 #: 2-D: minigan's best configuration for the PacGAN ring/grid benchmark -- the narrow ``toy`` networks, packing
 #: pairs against mode collapse, a high learning rate to find the modes, then a linear decay to settle on them
 #: (benchmarks/quality/RESULTS.md has the curves); about 3 minutes on one core.
@@ -86,10 +86,10 @@ DEFAULTS = {
 
 #: Defaults of one architecture on one kind of data that differ from the kind's. ``mlp`` on images: the learning rate
 #: and weight average its recipe was tuned with (the other image architectures keep DCGAN's 2e-4 and no average,
-#: the settings their rows were measured with; ``--ema 0.999`` turns the average on for them).
+#: the settings their rows were measured with; ``--ema 0.9995`` turns the average on for them).
 #: ``dcgan``: a step costs ~4x an ``mlp`` step (~90 ms at batch 64 on one core); its strokes are blotchy at 2,000
 #: steps (3 minutes) and clean and connected by 6,000 (MNIST_RESULTS.md, last section).
-ARCH_DEFAULTS = {("image", "mlp"): dict(lr_g=4e-4, lr_d=4e-4, ema=0.999),
+ARCH_DEFAULTS = {("image", "mlp"): dict(lr_g=8e-4, lr_d=8e-4, ema=0.9995),
                  ("image", "dcgan"): dict(steps=6000, sample_every=1000)}
 
 

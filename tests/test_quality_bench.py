@@ -134,8 +134,11 @@ def test_recipe_sweep_smoke(mnist, tmp_path, capsys):
     capsys.readouterr()
     assert sweep.main(["--markdown", str(out)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[2].startswith("| 4 | 64 | 0.0004 | 0.5 | ema0.9 | 0,1 |")  # lr: minigan train's image default
-    assert table[3].startswith("| 4 | 64 | 0.0004 | 0.5 | live |")
+    from minigan.train import ARCH_DEFAULTS
+
+    lr = f"{ARCH_DEFAULTS[('image', 'mlp')]['lr_g']:g}"  # minigan train's image default
+    assert table[2].startswith(f"| 4 | 64 | {lr} | 0.5 | ema0.9 | 0,1 |")
+    assert table[3].startswith(f"| 4 | 64 | {lr} | 0.5 | live |")
     curve = table[table.index("| step | live | ema0.9 |"):]  # the in-run curve: one row per evaluated step
     assert [line.split(" | ")[0] for line in curve[2:]] == ["| 2", "| 4"]
 
