@@ -10,15 +10,17 @@ with or without Numba continues identically.
 Read the formulas where they live: ``minigan.optim.Adam`` (docstring and ``_plain_update``) and
 ``minigan.functional`` (the activations' backward passes and the leaky ReLU), ``minigan.ema`` (the weight average's
 update); this module is only their fast form. Each function here returns None (or False) when it cannot take its
-arrays, and the caller runs the plain form. It takes NumPy arrays on the CPU; CuPy arrays take the plain path. Without Numba (or with
-``MINIGAN_NO_NUMBA=1`` in the environment) ``available()`` is False and the plain path is used everywhere.
+arrays, and the caller runs the plain form. It takes NumPy arrays on the CPU; CuPy arrays take the plain path.
+Without Numba (or with ``MINIGAN_NO_NUMBA=1`` in the environment) ``available()`` is False and the plain path is
+used everywhere.
 
 Threads: one, unless ``set_threads(n)`` asks for more (up to Numba's pool, ``NUMBA_NUM_THREADS``, default all
 cores); then arrays of at least ``PARALLEL_MIN`` elements are split over n threads. One is the default because it
 was measured faster: these loops are memory-bound, and on this project's 2-core machine, where OpenBLAS's threads
-hold the other core between matrix products, splitting Adam over both cores made it slower (2.0 M parameters: 3.0 ms
-on one thread, 3.7-4.0 ms on two) and the whole training step 2-4% slower (benchmarks/speed/RESULTS.md). On a
-machine with many cores and memory channels, measure ``bench_step.py --kernel-threads n`` before raising it.
+hold the other core between matrix products, splitting Adam over both cores made it slower (2.0 M parameters right
+after a matrix product: 3.1 ms on one thread, 3.9-4.2 ms on two) and the whole training step 2-6% slower
+(benchmarks/speed/RESULTS.md). On a machine with many cores and memory channels, measure
+``bench_step.py --kernel-threads n`` before raising it.
 """
 
 from __future__ import annotations
