@@ -98,11 +98,17 @@ _FIXED_ON_RESUME = ("dataset", "arch", "batch_size", "lr_g", "lr_d", "beta1", "b
                     "d_steps", "label_smoothing", "instance_noise", "pack", "noise_dim", "seed")
 
 
+def defaults_of(kind: str, arch: str | None = None) -> dict:
+    """The default settings for a kind of data (``"image"``, ``"2d"``) and an architecture (None: the kind's own):
+    ``DEFAULTS[kind]`` with that architecture's ``ARCH_DEFAULTS`` on top."""
+    arch = arch or DEFAULTS[kind]["arch"]
+    return {**DEFAULTS[kind], "arch": arch, **ARCH_DEFAULTS.get((kind, arch), {})}
+
+
 def defaults_for(config: TrainConfig, dataset: data.Dataset) -> TrainConfig:
-    """Fill the ``None`` settings from ``DEFAULTS`` for the dataset's kind; turn ``epochs`` into ``steps``."""
+    """Fill the ``None`` settings from ``defaults_of`` the dataset's kind; turn ``epochs`` into ``steps``."""
     filled = asdict(config)
-    arch = filled["arch"] or DEFAULTS[dataset.kind]["arch"]
-    for key, value in {**DEFAULTS[dataset.kind], **ARCH_DEFAULTS.get((dataset.kind, arch), {})}.items():
+    for key, value in defaults_of(dataset.kind, filled["arch"]).items():
         if filled.get(key) is None:
             filled[key] = value
     if filled["noise_dim"] is None:

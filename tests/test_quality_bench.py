@@ -134,9 +134,9 @@ def test_recipe_sweep_smoke(mnist, tmp_path, capsys):
     capsys.readouterr()
     assert sweep.main(["--markdown", str(out)]) == 0
     table = capsys.readouterr().out.splitlines()
-    from minigan.train import ARCH_DEFAULTS
+    from minigan.train import defaults_of
 
-    lr = f"{ARCH_DEFAULTS[('image', 'mlp')]['lr_g']:g}"  # minigan train's image default
+    lr = f"{defaults_of('image')['lr_g']:g}"  # minigan train's image default (the mlp GAN's)
     assert table[2].startswith(f"| 4 | 64 | {lr} | 0.5 | ema0.9 | 0,1 |")
     assert table[3].startswith(f"| 4 | 64 | {lr} | 0.5 | live |")
     curve = table[table.index("| step | live | ema0.9 |"):]  # the in-run curve: one row per evaluated step

@@ -56,7 +56,7 @@ import numpy as np  # noqa: E402
 from minigan import __version__, data, metrics  # noqa: E402
 from minigan.evaluate import GOODFELLOW_PARZEN, evaluate_run  # noqa: E402
 from minigan import train as mtrain  # noqa: E402
-from minigan.train import ARCH_DEFAULTS, DEFAULTS, Run, TrainConfig, cpu_model, versions  # noqa: E402
+from minigan.train import DEFAULTS, Run, TrainConfig, cpu_model, defaults_of, versions  # noqa: E402
 from workfolder import WorkFolder  # noqa: E402
 
 ROWS = ("default", "seed")
@@ -143,12 +143,6 @@ def train_torch_gan(G, D, ds, steps: int, *, batch: int, lr: float, betas, decay
     return time.perf_counter() - t0
 
 
-def arch_defaults(arch: str) -> dict:
-    """The image defaults an architecture runs with: ``DEFAULTS["image"]`` and that architecture's own
-    (``ARCH_DEFAULTS``: the mlp GAN's learning rate and weight average)."""
-    return {**DEFAULTS["image"], "arch": arch, **ARCH_DEFAULTS.get(("image", arch), {})}
-
-
 def train_torch_seed(steps: int, seed: int, data_dir, n_samples: int, eval_seed: int) -> tuple[dict, np.ndarray]:
     """The ``seed`` GAN recipe in PyTorch on minigan's own batch stream; returns (info, samples in [0, 1])."""
     import torch
@@ -157,7 +151,7 @@ def train_torch_seed(steps: int, seed: int, data_dir, n_samples: int, eval_seed:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     torch.manual_seed(seed)
     base = TrainConfig(dataset="mnist", arch="seed")
-    d = arch_defaults("seed")
+    d = defaults_of("image", "seed")
     batch, lr, beta1 = d["batch_size"], d["lr_g"], d["beta1"]
     decay = d.get("lr_decay", "none")  # follow minigan's learning-rate schedule, if the defaults have one
     beta2, noise_dim = base.beta2, 100
@@ -312,13 +306,14 @@ def main(argv=None) -> int:
         meta = dict(command=command, date=date, cpu=cpu_model(), cpu_count=os.cpu_count(), steps=used_steps,
                     quick=args.quick, eval_samples=n_eval, seed=args.seed, eval_seed=args.eval_seed,
                     data_dir=data_dir, total_wall_s=total, defaults_image=DEFAULTS["image"],
-                    defaults_by_arch={arch: arch_defaults(arch) for arch in ("mlp", "seed")},
+                    defaults_by_arch={arch: defaults_of("image", arch) for arch in ("mlp", "seed")},
                     versions=versions())
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"meta": meta, "results": raw}, indent=1))
         print(f"wrote {args.json}", file=sys.stderr)
     if args.out:
-        defaults = "; ".join(f"{arch}: " + ", ".join(f"{k}={v}" for k, v in arch_defaults(arch).items() if k != "arch")
+        defaults = "; ".join(f"{arch}: " + ", ".join(f"{k}={v}" for k, v in defaults_of("image", arch).items()
+                                                    if k != "arch")
                              for arch in ("mlp", "seed"))
         text = "\n".join([
             "# MNIST sample quality: minigan beside real data and Goodfellow et al. (2014)",
