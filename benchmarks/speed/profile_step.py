@@ -177,7 +177,7 @@ def replay(record, repeats):
             _, (rows, i), (_, o), has_b = entry
             gemm.append((arr(rows, i), arr(i, o), np.empty((rows, o), np.float32)))
             if has_b:
-                bias.append(("add", np.empty((rows, o), np.float32), arr(o)))
+                bias.append(("add", np.zeros((rows, o), np.float32), arr(o)))  # not empty: garbage may hold NaN
         else:
             _, (rows, i), (_, o), db, dW, dx = entry
             dy = arr(rows, o)
