@@ -3,9 +3,9 @@
 NumPy runs ``m *= beta1; m += (1 - beta1) * g; ...`` as separate passes, each reading and writing whole arrays, on
 one core: Adam is twelve such passes per parameter array, and on the ``mlp`` GAN (2.9 M parameters) it took a
 third of a training step. The loops in ``minigan/_compiled.py`` do the *same arithmetic in the same order* on each
-element, once, vectorised, and split over the cores for large arrays. Their results equal the plain NumPy code
-bit for bit (no fast-math, no fused multiply-add); ``tests/test_kernels.py`` checks exactly that, so a run resumed
-with or without Numba continues identically.
+element, once, vectorised (and, when asked, split over the cores: "Threads" below). Their results equal the plain
+NumPy code bit for bit (no fast-math, no fused multiply-add); ``tests/test_kernels.py`` checks exactly that, so a
+run resumed with or without Numba continues identically.
 
 Read the formulas where they live: ``minigan.optim.Adam`` (docstring and ``_plain_update``) and
 ``minigan.functional`` (the activations' backward passes and the leaky ReLU), ``minigan.ema`` (the weight average's

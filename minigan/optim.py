@@ -146,9 +146,9 @@ class Adam(Optimizer):
         m = beta1 m + (1 - beta1) g            v = beta2 v + (1 - beta2) g^2
         w -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
-    On the CPU the update is one fused pass over each parameter's memory, split over the cores
-    (``minigan.kernels``, compiled by Numba, equal bit for bit to the plain form); elsewhere (CuPy, or without
-    Numba) it is ``_plain_update``: the formula above in array operations, in place, allocating nothing.
+    On the CPU the update is one fused pass over each parameter's memory (``minigan.kernels``, compiled by Numba,
+    equal bit for bit to the plain form); elsewhere (CuPy, or without Numba) it is ``_plain_update``: the formula
+    above in array operations, in place, allocating nothing.
 
     Derivation: docs/derivations.md#adam
     """
@@ -186,7 +186,7 @@ class Adam(Optimizer):
             sqrt_c2 = math.sqrt(1 - beta2**t)
             eps_hat, step_size = self.eps * sqrt_c2, self.lr * sqrt_c2 / (1 - beta1**t)
             m, v = state["exp_avg"], state["exp_avg_sq"]
-            # On the CPU, one fused pass over memory on all cores (the same arithmetic, bit for bit: minigan.kernels)
+            # On the CPU, one fused pass over memory (the same arithmetic, bit for bit: minigan.kernels)
             if not kernels.adam_update(p.data, p.grad, m, v, beta1, beta2, eps_hat, step_size, self.weight_decay):
                 self._plain_update(p, state, xp, eps_hat, step_size)
 
