@@ -137,3 +137,14 @@ def load_checkpoint(path) -> dict:
         raise CheckpointError(f"checkpoint {path}: step must be one non-negative integer, got "
                               f"{arrays['step'].dtype} of shape {arrays['step'].shape}")
     return dict(groups, step=int(arrays["step"]), rng=rng_from_array(arrays["rng/noise"]), config=config, path=path)
+
+
+def check_weight_average(ckpt: dict, ema) -> None:
+    """A loaded checkpoint holds G's weight average (``G_ema/...``) exactly when its run keeps one (``ema`` > 0).
+
+    Either mismatch means the file was altered: resuming or sampling it would silently use other weights than the
+    run's own pictures did."""
+    if bool(ema) != bool(ckpt["G_ema"]):
+        raise CheckpointError(f"checkpoint {ckpt['path']} {'lacks' if ema else 'holds'} a weight average of G "
+                              f"(G_ema/...), but its config says ema={ema}: the file is inconsistent; use a copy you "
+                              "kept, or start the run again")

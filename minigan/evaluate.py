@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import backend, data, metrics, models
-from .checkpoint import CheckpointError, atomic_write, load_checkpoint
+from .checkpoint import CheckpointError, atomic_write, check_weight_average, load_checkpoint
 
 GOODFELLOW_PARZEN = {"parzen_ll": 225.0, "parzen_se": 2.0}  # Goodfellow et al. 2014, Table 1, MNIST
 
@@ -30,11 +30,8 @@ def load_generator(checkpoint, backend_name: str | None = None):
         raise CheckpointError(f"checkpoint {ckpt['path']}: its config lacks {missing}; it was not written by "
                               "`minigan train`")
     G, _ = models.build_models(cfg["arch"], cfg["data_dim"], rng=0, noise_dim=cfg["noise_dim"], pack=cfg["pack"])
+    check_weight_average(ckpt, cfg.get("ema"))  # configs from before weight averaging have no "ema": none kept
     averaged = {k: v for k, v in ckpt["G_ema"].items() if k != "updates"}
-    if cfg.get("ema") and not averaged:  # silently sampling the live G would give other pictures than the run's
-        raise CheckpointError(f"checkpoint {ckpt['path']} lacks the weight average of G (G_ema/...) that its config "
-                              f"says the run kept (ema={cfg['ema']}): the file is inconsistent; use a copy you kept, "
-                              "or train the run again")
     try:
         G.load_state_dict(averaged or ckpt["G"])
     except ValueError as err:

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, backend, data, models, optim, plot
-from .checkpoint import CheckpointError, NonFiniteWeights, atomic_write, load_checkpoint, save_checkpoint
+from .checkpoint import (CheckpointError, NonFiniteWeights, atomic_write, check_weight_average, load_checkpoint,
+                         save_checkpoint)
 from .ema import WeightAverage
 from .gan import GAN
 
@@ -213,10 +214,7 @@ class Run:
 
     def restore(self, ckpt: dict) -> None:
         """Load weights, optimizer moments, G's weight average, step and noise state from a loaded checkpoint."""
-        if (self.ema is not None) != bool(ckpt["G_ema"]):
-            raise CheckpointError(f"checkpoint {ckpt['path']} {'lacks' if self.ema else 'holds'} a weight average of "
-                                  f"G (G_ema/...), but its config says ema={self.config.ema}: the file is "
-                                  "inconsistent; use a copy you kept, or start the run again")
+        check_weight_average(ckpt, self.config.ema)
         try:
             self.gan.G.load_state_dict(ckpt["G"])
             self.gan.D.load_state_dict(ckpt["D"])
