@@ -394,7 +394,13 @@ class Dense(Module):
             self.W.accumulate(x.T @ dy)  # (in, out)
         if self.b is not None and self.b.requires_grad:
             self.b.accumulate(dy.sum(axis=0))  # (out,)
-        return dy @ W.T if need_input_grad else None  # (N, in)
+        if not need_input_grad:
+            return None
+        if W.shape[1] == 1:
+            # One output (D's logit): dy @ W.T is the outer product (N, 1) x (1, in). A broadcast multiply gives the
+            # same values (tested; an exact zero may come out as -0.0) ~4x faster than a GEMM of inner dimension 1.
+            return dy * W.T  # (N, in)
+        return dy @ W.T  # (N, in)
 
 
 class _BatchNorm(Module):
@@ -497,15 +503,19 @@ class _Elementwise(Module):
 
     _forward = staticmethod(lambda x, out=None: (x, None))
     _backward = staticmethod(lambda dy, cache: dy)
+    _fast_forward = None  # a minigan.kernels function (x, out) -> y or None, equal to _forward's y bit for bit
     _fast_backward = None  # a minigan.kernels function (dy, y) -> dx or None, equal to _backward bit for bit
 
     def forward(self, x):
-        y, cache = type(self)._forward(x)
-        self._save_cache(cache)
-        return y
+        return self._run_forward(x, None)
 
     def forward_inplace(self, x):
-        y, cache = type(self)._forward(x, out=x)
+        return self._run_forward(x, x)
+
+    def _run_forward(self, x, out):
+        fast = type(self)._fast_forward
+        y = None if fast is None else fast(x, out)  # the fused CPU form (its cache is y), when it can take x
+        y, cache = type(self)._forward(x, out=out) if y is None else (y, y)
         self._save_cache(cache)
         return y
 
@@ -537,6 +547,7 @@ class Sigmoid(_Elementwise):
 
     _forward = staticmethod(F.sigmoid_forward)
     _backward = staticmethod(F.sigmoid_backward)
+    _fast_forward = staticmethod(kernels.sigmoid_forward)
     _fast_backward = staticmethod(kernels.sigmoid_backward)
 
 

@@ -175,6 +175,43 @@ def test_only_dense_outputs_are_handed_over():
     np.testing.assert_allclose(y, 1 / (1 + np.exp(-t)), rtol=1e-6)  # the tanh output survived the sigmoid after it
 
 
+# ------------------------------------------------------------------------------------ Dense
+
+
+@given(rows=st.integers(1, 300), features=st.integers(1, 1100), dtype=st.sampled_from([np.float32, np.float64]),
+       dy_scale=st.integers(-30, 30), w_scale=st.integers(-30, 30), seed=seeds)
+def test_dense_with_one_output_gives_dx_bit_for_bit_equal_to_the_product(rows, features, dtype, dy_scale, w_scale,
+                                                                         seed):
+    """D's last layer computes ``dx = dy @ W.T`` as a broadcast multiply (an outer product): the same values as the
+    GEMM at any scale, products that overflow or underflow included. Only the sign of an exact zero may differ (the
+    GEMM adds the product to a +0 accumulator), and no later step can tell -0 from +0: they add, multiply, compare
+    and average alike."""
+    rng = np.random.default_rng(seed)
+    layer = nn.Dense(features, 1, rng=seed, dtype=dtype)
+    layer.W.data[...] = rng.standard_normal((features, 1)) * 10.0 ** w_scale
+    x = rng.standard_normal((rows, features)).astype(dtype)
+    dy = (rng.standard_normal((rows, 1)) * 10.0 ** dy_scale).astype(dtype)
+    layer.forward(x)
+    with np.errstate(over="ignore", under="ignore"):
+        dx = layer.backward(dy)
+        product = dy @ layer.W.data.T  # (rows, features), the plain formula
+    assert dx.dtype == dtype and dx.shape == (rows, features)
+    np.testing.assert_array_equal(dx, product)  # value for value (inf and -inf included); -0.0 == 0.0
+    np.testing.assert_array_equal(layer.W.grad, x.T @ dy)
+
+
+def test_dense_with_one_output_on_every_backend_equals_the_functional_form(backend_name, xp, rng):
+    layer = nn.Dense(7, 1, rng=1, dtype=np.float64).to(backend_name)
+    x, dy = to(xp, rng.standard_normal((5, 7))), to(xp, rng.standard_normal((5, 1)))
+    layer.forward(x)
+    dx = layer.backward(dy)
+    dx_plain, dW, db = F.dense_backward(dy, (x, layer.W.data))
+    assert type(dx) is type(x)
+    np.testing.assert_array_equal(to_numpy(dx), to_numpy(dx_plain))
+    np.testing.assert_array_equal(to_numpy(layer.W.grad), to_numpy(dW))
+    np.testing.assert_array_equal(to_numpy(layer.b.grad), to_numpy(db))
+
+
 # ------------------------------------------------------------------------------------ Adam
 
 
