@@ -39,8 +39,9 @@ def adam_parallel(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, ep
 
 
 # ------------------------------------------------------------------------------------------ activations
-# Arithmetic only, so they equal NumPy bit for bit. (tanh and exp stay in NumPy: a compiled expf/tanhf need not
-# round as NumPy's own SIMD versions do.) Each has a one-thread and a many-thread build, as Adam has.
+# Arithmetic only, so they equal NumPy bit for bit. (tanh and exp stay in NumPy -- the sigmoid's exp runs between
+# two of these passes -- since a compiled expf/tanhf need not round as NumPy's own SIMD versions do.) Each has a
+# one-thread and a many-thread build, as Adam has.
 
 
 def _leaky_relu_forward(x, y, slope):
@@ -56,6 +57,21 @@ def _leaky_relu_backward(dy, y, one_minus_slope, slope, dx):
     one = one_minus_slope + slope
     for i in numba.prange(dy.size):
         dx[i] = (one if y[i] > 0 else slope) * dy[i]
+
+
+def _sigmoid_split(x, y, positive):
+    # before NumPy's exp: positive = x >= 0, y = -|x| (y may be x itself: the sign is kept in positive first)
+    for i in numba.prange(x.size):
+        xi = x[i]
+        positive[i] = xi >= 0
+        y[i] = -abs(xi)
+
+
+def _sigmoid_finish(y, positive, one):
+    # after it, y holds e = exp(-|x|): y = 1 / (1 + e) where x >= 0, e / (1 + e) elsewhere (NaN stays NaN)
+    for i in numba.prange(y.size):
+        e = y[i]
+        y[i] = (one if positive[i] else e) / (e + one)
 
 
 def _sigmoid_backward(dy, y, one, dx):
@@ -84,6 +100,8 @@ def _builds(fn):
 
 leaky_relu_forward = _builds(_leaky_relu_forward)
 leaky_relu_backward = _builds(_leaky_relu_backward)
+sigmoid_split = _builds(_sigmoid_split)
+sigmoid_finish = _builds(_sigmoid_finish)
 sigmoid_backward = _builds(_sigmoid_backward)
 tanh_backward = _builds(_tanh_backward)
 move_towards = _builds(_move_towards)  # the weight average's update (minigan.ema)

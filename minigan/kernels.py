@@ -30,7 +30,7 @@ import os
 import numpy as np
 
 __all__ = ["available", "set_threads", "threads", "adam_update", "leaky_relu_forward", "leaky_relu_backward",
-           "sigmoid_backward", "tanh_backward", "move_towards", "PARALLEL_MIN"]
+           "sigmoid_forward", "sigmoid_backward", "tanh_backward", "move_towards", "PARALLEL_MIN"]
 
 PARALLEL_MIN = 1 << 16
 _threads = 1  # set_threads; kept here because asking Numba (numba.get_num_threads) costs ~30 us a call
@@ -128,6 +128,22 @@ def leaky_relu_backward(dy, y, slope):
     _pick(_compiled.leaky_relu_backward, dy.size)(dy.reshape(-1), y.reshape(-1), t(1 - slope), t(slope),
                                                   dx.reshape(-1))
     return dx
+
+
+def sigmoid_forward(x, out=None):
+    """``y = sigmoid(x)`` as ``F.sigmoid_forward`` computes it, bit for bit: one compiled pass (``-|x|`` and the sign
+    mask), NumPy's own ``exp`` in place, one compiled pass (``1 / (1 + e)`` or ``e / (1 + e)``), instead of seven
+    NumPy passes around the exp. ``out=x``: in place."""
+    if not available() or not _fits(x) or x.ndim == 0 or (out is not None and (not _fits(x, out)
+                                                                               or out.shape != x.shape)):
+        return None
+    y = np.empty_like(x) if out is None else out
+    positive = np.empty(x.shape, dtype=np.bool_)  # (x.shape) taken before y (perhaps x itself) is overwritten
+    flat_y, flat_positive = y.reshape(-1), positive.reshape(-1)
+    _pick(_compiled.sigmoid_split, x.size)(x.reshape(-1), flat_y, flat_positive)
+    np.exp(y, out=y)  # e = exp(-|x|), NumPy's rounding
+    _pick(_compiled.sigmoid_finish, x.size)(flat_y, flat_positive, x.dtype.type(1))
+    return y
 
 
 def _backward_from_output(name, dy, y):

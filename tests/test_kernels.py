@@ -198,6 +198,33 @@ def test_leaky_relu_kernel_propagates_nan_and_inf_as_numpy_does():
     np.testing.assert_array_equal(y, np.maximum(x, x * np.float32(0.2)))
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+def test_sigmoid_kernel_handles_nan_inf_and_extremes_as_the_plain_form(parallel):
+    x = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, -1e4, -89.0, -88.0, 1e-8, 30.0, 1e4], np.float32)
+    raise_on_warning = np.errstate(over="raise", divide="raise", invalid="raise")  # -|x|: exp never overflows
+    with parallel_builds(parallel), raise_on_warning:
+        y = kernels.sigmoid_forward(x)
+        in_place = x.copy()
+        assert kernels.sigmoid_forward(in_place, out=in_place) is in_place
+    plain = _plain(lambda: nn.Sigmoid().forward(x))
+    np.testing.assert_array_equal(y, plain)  # NaN where the plain form has NaN, 1 and 0 at +-inf
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(plain))
+    np.testing.assert_array_equal(in_place, plain)
+
+
+def test_sigmoid_kernel_runs_where_it_applies_and_only_there(rng):
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    assert kernels.sigmoid_forward(x) is not None
+    assert kernels.sigmoid_forward(x[:, ::2]) is None  # not contiguous: the plain path
+    assert kernels.sigmoid_forward(x.astype(np.float16)) is None
+    assert kernels.sigmoid_forward(x, out=np.empty((5, 4), np.float32)) is None  # an out of another shape
+    assert kernels.sigmoid_forward(np.float32(1.0)) is None  # 0-d
+    layer = nn.Sigmoid()
+    y = layer.forward(x)
+    assert layer._cache is y and y is not x  # its own output is the cache the backward pass reads
+    np.testing.assert_array_equal(y, _plain(lambda: nn.Sigmoid().forward(x)))
+
+
 def test_fused_activation_leaves_dy_and_y_alone(rng):
     layer = nn.LeakyReLU(0.2)
     y = layer.forward(rng.standard_normal((8, 9)).astype(np.float32)).copy()
