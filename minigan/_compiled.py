@@ -42,6 +42,10 @@ def adam_parallel(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, ep
 # Arithmetic only, so they equal NumPy bit for bit. (tanh and exp stay in NumPy -- the sigmoid's exp runs between
 # two of these passes -- since a compiled expf/tanhf need not round as NumPy's own SIMD versions do.) Each has a
 # one-thread and a many-thread build, as Adam has.
+#
+# In place (out=x) each forward pass has its own one-array loop: given two arguments that are the same array, LLVM's
+# vectoriser finds that they overlap and falls back to a scalar loop (2-10x slower: 48 against 23 us for leaky ReLU
+# over 131,072 floats here, 193 against 18 us for the sigmoid's first pass).
 
 
 def _leaky_relu_forward(x, y, slope):
@@ -49,6 +53,17 @@ def _leaky_relu_forward(x, y, slope):
         xi = x[i]
         si = xi * slope
         y[i] = xi if xi >= si else si
+
+
+def _leaky_relu_forward_inplace(x, slope, one):
+    # The same, written back into x. Times ``one`` (1 in x's dtype, an argument so the compiler cannot drop it):
+    # exact for every value, and it makes each element a computed store. Otherwise LLVM sees that x >= 0 stores x[i]
+    # back unchanged and emits a masked store of the negatives only (vmaskmovps), which is microcoded on AMD's Zen:
+    # 66 us against 15 us for 131,072 floats here.
+    for i in numba.prange(x.size):
+        xi = x[i]
+        si = xi * slope
+        x[i] = (xi if xi >= si else si) * one
 
 
 def _leaky_relu_backward(dy, y, one_minus_slope, slope, dx):
@@ -60,11 +75,18 @@ def _leaky_relu_backward(dy, y, one_minus_slope, slope, dx):
 
 
 def _sigmoid_split(x, y, positive):
-    # before NumPy's exp: positive = x >= 0, y = -|x| (y may be x itself: the sign is kept in positive first)
+    # before NumPy's exp: positive = x >= 0, y = -|x|
     for i in numba.prange(x.size):
         xi = x[i]
         positive[i] = xi >= 0
         y[i] = -abs(xi)
+
+
+def _sigmoid_split_inplace(x, positive):
+    for i in numba.prange(x.size):  # the same, written back into x
+        xi = x[i]
+        positive[i] = xi >= 0
+        x[i] = -abs(xi)
 
 
 def _sigmoid_finish(y, positive, one):
@@ -99,8 +121,10 @@ def _builds(fn):
 
 
 leaky_relu_forward = _builds(_leaky_relu_forward)
+leaky_relu_forward_inplace = _builds(_leaky_relu_forward_inplace)
 leaky_relu_backward = _builds(_leaky_relu_backward)
 sigmoid_split = _builds(_sigmoid_split)
+sigmoid_split_inplace = _builds(_sigmoid_split_inplace)
 sigmoid_finish = _builds(_sigmoid_finish)
 sigmoid_backward = _builds(_sigmoid_backward)
 tanh_backward = _builds(_tanh_backward)

@@ -109,13 +109,24 @@ def _pick(builds, size):
     return builds[1] if _threads > 1 and size >= PARALLEL_MIN else builds[0]
 
 
+def _takes_out(x, out) -> bool:
+    """``x`` fits, and ``out`` is None, ``x`` itself, or a fitting array of x's shape that shares no memory with it
+    (a partial overlap is left to NumPy, which handles it)."""
+    if not _fits(x) or x.ndim == 0:
+        return False
+    return out is None or out is x or (_fits(x, out) and out.shape == x.shape and not np.may_share_memory(x, out))
+
+
 def leaky_relu_forward(x, slope, out=None):
     """``y = max(x, slope x)`` (``F.leaky_relu_forward`` for 0 <= slope < 1) in one pass; ``out=x``: in place."""
-    if not available() or not 0 <= slope < 1 or not _fits(x) or x.ndim == 0 or (out is not None and
-                                                                                 not _fits(x, out)):
+    if not available() or not 0 <= slope < 1 or not _takes_out(x, out):
         return None
+    t = x.dtype.type
+    if out is x:
+        _pick(_compiled.leaky_relu_forward_inplace, x.size)(x.reshape(-1), t(slope), t(1))
+        return x
     y = np.empty_like(x) if out is None else out
-    _pick(_compiled.leaky_relu_forward, x.size)(x.reshape(-1), y.reshape(-1), x.dtype.type(slope))
+    _pick(_compiled.leaky_relu_forward, x.size)(x.reshape(-1), y.reshape(-1), t(slope))
     return y
 
 
@@ -134,13 +145,15 @@ def sigmoid_forward(x, out=None):
     """``y = sigmoid(x)`` as ``F.sigmoid_forward`` computes it, bit for bit: one compiled pass (``-|x|`` and the sign
     mask), NumPy's own ``exp`` in place, one compiled pass (``1 / (1 + e)`` or ``e / (1 + e)``), instead of seven
     NumPy passes around the exp. ``out=x``: in place."""
-    if not available() or not _fits(x) or x.ndim == 0 or (out is not None and (not _fits(x, out)
-                                                                               or out.shape != x.shape)):
+    if not available() or not _takes_out(x, out):
         return None
     y = np.empty_like(x) if out is None else out
     positive = np.empty(x.shape, dtype=np.bool_)  # (x.shape) taken before y (perhaps x itself) is overwritten
     flat_y, flat_positive = y.reshape(-1), positive.reshape(-1)
-    _pick(_compiled.sigmoid_split, x.size)(x.reshape(-1), flat_y, flat_positive)
+    if y is x:
+        _pick(_compiled.sigmoid_split_inplace, x.size)(flat_y, flat_positive)
+    else:
+        _pick(_compiled.sigmoid_split, x.size)(x.reshape(-1), flat_y, flat_positive)
     np.exp(y, out=y)  # e = exp(-|x|), NumPy's rounding
     _pick(_compiled.sigmoid_finish, x.size)(flat_y, flat_positive, x.dtype.type(1))
     return y

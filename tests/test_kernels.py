@@ -193,9 +193,14 @@ def test_fused_activations_equal_the_functional_form_bit_for_bit(make, shape, dt
 
 
 def test_leaky_relu_kernel_propagates_nan_and_inf_as_numpy_does():
-    x = np.array([np.nan, np.inf, -np.inf, -1.0, 2.0], np.float32)
+    x = np.array([np.nan, np.inf, -np.inf, -1.0, 2.0, -0.0, 0.0, -1e-45], np.float32)
+    expected = np.maximum(x, x * np.float32(0.2))
     y = kernels.leaky_relu_forward(x, 0.2)
-    np.testing.assert_array_equal(y, np.maximum(x, x * np.float32(0.2)))
+    in_place = x.copy()
+    kernels.leaky_relu_forward(in_place, 0.2, out=in_place)
+    for got in (y, in_place):
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
 
 
 @pytest.mark.parametrize("parallel", [False, True])
@@ -223,6 +228,20 @@ def test_sigmoid_kernel_runs_where_it_applies_and_only_there(rng):
     y = layer.forward(x)
     assert layer._cache is y and y is not x  # its own output is the cache the backward pass reads
     np.testing.assert_array_equal(y, _plain(lambda: nn.Sigmoid().forward(x)))
+
+
+@pytest.mark.parametrize("kernel", [kernels.sigmoid_forward,
+                                    lambda x, out=None: kernels.leaky_relu_forward(x, 0.2, out)])
+def test_forward_kernels_write_in_place_into_x_itself_and_leave_overlaps_to_numpy(kernel, rng):
+    """``out=x`` runs the one-array loop (two arguments that are one array would not vectorise) and returns x; an
+    ``out`` that partly overlaps x is refused, so NumPy's ufuncs, which handle overlap, compute it."""
+    x = rng.standard_normal(64).astype(np.float32)
+    inplace = x.copy()
+    assert kernel(inplace, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, kernel(x))
+    buffer = rng.standard_normal(65).astype(np.float32)
+    assert kernel(buffer[:64], out=buffer[1:]) is None  # shifted by one element
+    assert kernel(x, out=np.empty(64, np.float32)) is not None  # a separate out is fine
 
 
 def test_fused_activation_leaves_dy_and_y_alone(rng):
