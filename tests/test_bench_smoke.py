@@ -4,6 +4,7 @@ reported as skipped."""
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -79,3 +80,24 @@ def test_profile_prints_every_category_and_leaves_the_engine_unpatched(capsys):
     assert (nn.Dense.forward, nn.Dense.backward, nn.LeakyReLU.backward, gan.discriminator_loss,
             optim.Adam.step) == before
     assert "| Adam |" in capsys.readouterr().out
+
+
+def test_ab_step_times_two_checkouts_and_tells_whether_their_models_stay_equal(tmp_path, monkeypatch):
+    """Two copies of this checkout train identically; a copy whose D has another leaky slope does not."""
+    monkeypatch.setenv("MINIGAN_NO_NUMBA", "1")  # the plain path in both copies: nothing to compile here
+    ab = _load("ab_step")
+    repo = SPEED.parent.parent
+    options = ["--arch", "seed", "--batch", "4", "--rounds", "2", "--block", "1", "--warmup", "1", "--threads", "0"]
+    same = ab.main(["--base", str(repo), *options, "--json", str(tmp_path / "ab.json")])
+    assert [(r["arch"], r["batch"], r["steps"], r["rounds"]) for r in same] == [("seed", 4, 3, 2)]
+    assert same[0]["same_models"] and same[0]["base_ms"] > 0 and same[0]["head_ms"] > 0
+    assert 0 < same[0]["paired_ratio"] and 0 <= same[0]["head_won"] <= 2
+    assert json.loads((tmp_path / "ab.json").read_text())["rows"] == json.loads(json.dumps(same))
+
+    changed = tmp_path / "changed"
+    shutil.copytree(repo / "minigan", changed / "minigan", ignore=shutil.ignore_patterns("__pycache__"))
+    models = changed / "minigan" / "models.py"
+    assert "LeakyReLU(0.2)" in models.read_text()
+    models.write_text(models.read_text().replace("LeakyReLU(0.2)", "LeakyReLU(0.25)"))
+    differs = ab.main(["--base", str(changed), *options])
+    assert not differs[0]["same_models"]
