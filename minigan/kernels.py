@@ -8,11 +8,11 @@ NumPy code bit for bit (no fast-math, no fused multiply-add); ``tests/test_kerne
 run resumed with or without Numba continues identically.
 
 Read the formulas where they live: ``minigan.optim.Adam`` (docstring and ``_plain_update``) and
-``minigan.functional`` (the activations' backward passes, the leaky ReLU and the sigmoid), ``minigan.ema`` (the weight
-average's update); this module is only their fast form. Each function here returns None (or False) when it cannot take its
-arrays, and the caller runs the plain form. It takes NumPy arrays on the CPU; CuPy arrays take the plain path.
-Without Numba (or with ``MINIGAN_NO_NUMBA=1`` in the environment) ``available()`` is False and the plain path is
-used everywhere.
+``minigan.functional`` (the activations' backward passes, the leaky ReLU and the sigmoid), ``minigan.ema`` (the
+weight average's update); this module is only their fast form. Each function here returns None (or False) when it
+cannot take its arrays, and the caller runs the plain form. It takes NumPy arrays on the CPU; CuPy arrays take the
+plain path. Without Numba (or with ``MINIGAN_NO_NUMBA=1`` in the environment) ``available()`` is False and the plain
+path is used everywhere.
 
 Threads: one, unless ``set_threads(n)`` asks for more (up to Numba's pool, ``NUMBA_NUM_THREADS``, default all
 cores); then arrays of at least ``PARALLEL_MIN`` elements are split over n threads. One is the default because it

@@ -503,8 +503,10 @@ class _Elementwise(Module):
 
     _forward = staticmethod(lambda x, out=None: (x, None))
     _backward = staticmethod(lambda dy, cache: dy)
-    _fast_forward = None  # a minigan.kernels function (x, out) -> y or None, equal to _forward's y bit for bit
-    _fast_backward = None  # a minigan.kernels function (dy, y) -> dx or None, equal to _backward bit for bit
+    # minigan.kernels functions, or None: (x, out) -> y, equal to _forward's y bit for bit (only for activations
+    # whose cache is their output y), and (dy, y) -> dx, equal to _backward's dx; each returns None when it can't
+    _fast_forward = None
+    _fast_backward = None
 
     def forward(self, x):
         return self._run_forward(x, None)
