@@ -104,6 +104,23 @@ def test_cupy_arrays_take_the_plain_path(rng):
     np.testing.assert_allclose(cupy.asnumpy(p.data), w_plain, rtol=1e-14, atol=1e-15)
 
 
+def test_cupy_arrays_skip_every_activation_kernel(rng):
+    """Each forward/backward kernel refuses device arrays (returns None), in place or not, and the layers then give
+    the plain result on the device."""
+    import cupy
+
+    x = to(cupy, rng.standard_normal((6, 5)).astype(np.float32))
+    assert kernels.sigmoid_forward(x) is None and kernels.sigmoid_forward(x, out=x) is None
+    assert kernels.leaky_relu_forward(x, 0.2) is None and kernels.leaky_relu_forward(x, 0.2, out=x) is None
+    assert kernels.leaky_relu_backward(x, x, 0.2) is None
+    assert kernels.sigmoid_backward(x, x) is None and kernels.tanh_backward(x, x) is None
+    host = cupy.asnumpy(x)
+    y = nn.Sigmoid().forward_inplace(x.copy())
+    assert type(y) is type(x)
+    # equal on the stand-in (NumPy inside); a real GPU's exp may round differently in the last place
+    np.testing.assert_allclose(cupy.asnumpy(y), _plain(lambda: nn.Sigmoid().forward(host)), rtol=1e-6)
+
+
 def test_no_numba_switch_gives_the_same_training_run():
     """MINIGAN_NO_NUMBA=1 (the plain path) and the default path train the same GAN to the same bits."""
     code = (
