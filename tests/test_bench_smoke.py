@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SPEED = Path(__file__).resolve().parent.parent / "benchmarks" / "speed"
@@ -31,13 +32,14 @@ def test_quick_benchmark_reports_every_contender(bench, tmp_path, capsys):
     result = bench.main(["--quick", "--arch", "seed", "--batch", "8", "--threads", "1", "--json", str(out)])
     saved = json.loads(out.read_text())
     assert saved["rows"] == json.loads(json.dumps(result["rows"]))
-    timed = ["minigan", "gemm"] + [r for r in ("torch", "torch-fused", "jax") if r not in saved["skipped"]]
+    timed = ["minigan", "gemm", "fixed"] + [r for r in ("torch", "torch-fused", "jax") if r not in saved["skipped"]]
     # both tables: each contender in a process of its own, then every contender in this process
     assert [(r["processes"], r["arch"], r["batch"]) for r in saved["rows"]] == [("separate", "seed", 8),
                                                                                ("one", "seed", 8)]
     for row in saved["rows"]:
         assert sorted(row["ms"]) == sorted(timed) and all(v > 0 for v in row["ms"].values())
         assert 0 < row["ratios"]["gemm_share"] and set(row["ratios"]) >= {f"minigan/{r}" for r in timed[1:]}
+        assert row["ratios"]["fixed/gemm"] == row["ms"]["fixed"] / row["ms"]["gemm"]
     env = saved["environment"]
     assert env["threads"] == 1 and env["cpu"] and env["vector_extensions"] and env["openblas"]
     printed = capsys.readouterr().out
@@ -59,6 +61,31 @@ def test_gemm_floor_counts_the_products_of_one_step(bench):
     assert shapes[2] == ((8, 784), (784, 256))  # D forward on real + fake: 2N rows
     assert ((256, 8), (8, 1)) in shapes and ((4, 1), (1, 256)) in shapes  # dW at 2N; dx through the frozen D at N
     floor.step()
+
+
+def test_fixed_floor_is_the_gemm_floor_plus_the_work_kept_as_it_is(bench, monkeypatch):
+    """The fixed floor runs the GEMM floor's products, then per pass a noise batch and G's output transcendental
+    (twice a step), then Adam over every parameter of G and D -- counted by spying on each."""
+    calls = {"products": 0, "normals": [], "activation": 0}
+    fixed = bench.FixedFloor("seed", 4, "numpy")
+    assert fixed.activation is np.exp and bench.FixedFloor("mlp", 4, "numpy").activation is np.tanh
+    products = len(bench.GemmFloor("seed", 4, "numpy").products)
+    assert len(fixed.products) == products
+    fixed.matmul = lambda a, b, out: calls.__setitem__("products", calls["products"] + 1)
+    draw = fixed.noise_rng.standard_normal
+    fixed.noise_rng = type("Spy", (), {"standard_normal": lambda self, shape, dtype: calls["normals"].append(
+        (shape, dtype)) or draw(shape, dtype=dtype)})()
+    real_activation = fixed.activation
+    fixed.activation = lambda x, out: calls.__setitem__("activation", calls["activation"] + 1) or real_activation(
+        x, out=out)
+    before = [p.data.copy() for adam in fixed.adams for p in adam.params]
+    fixed.step()
+    assert calls["products"] == products and calls["activation"] == 2
+    assert calls["normals"] == [((4, 100), np.float32)] * 2
+    after = [p.data for adam in fixed.adams for p in adam.params]
+    assert len(after) == 8 and all(not np.array_equal(a, b) for a, b in zip(before, after))  # Adam moved them all
+    with pytest.raises(ValueError, match="CPU"):
+        bench.FixedFloor("seed", 4, "cupy")
 
 
 def test_memory_check_sees_no_growth_per_step():

@@ -1,4 +1,4 @@
-"""Time one full ``GAN.train_step`` of minigan against three references, in one process, in alternating rounds.
+"""Time one full ``GAN.train_step`` of minigan against floors and references, in alternating rounds.
 
 What is timed, per architecture and batch size N (float32, the same Adam(lr=2e-4, betas=(0.5, 0.999)) everywhere):
 
@@ -9,6 +9,9 @@ What is timed, per architecture and batch size N (float32, the same Adam(lr=2e-4
     D step: G forward at N; D forward at 2N; D backward dW at 2N and dx for every layer but the first.
     G step: G forward and D forward at N; D backward dx only (D is frozen: no dW); G backward dW, and dx for
     every layer but the first.
+* ``fixed``     -- the GEMM floor plus the work a step keeps as it is so that its numbers stay bit for bit
+  (NumPy's normal draws, NumPy's exp/tanh over G's output in both passes, ``Adam.step``): the lowest ``/gemm``
+  ratio an exact step can reach (CPU only; ``FixedFloor``).
 * ``torch``     -- PyTorch eager, written as a competent user would: D on ``cat(real, fake.detach())``,
   ``requires_grad_(False)`` on D during the G step, ``zero_grad(set_to_none=True)``, ``torch.optim.Adam`` with
   ``foreach=True``; ``torch-fused`` is the same with ``fused=True`` (one C++ kernel for the whole update).
@@ -57,7 +60,7 @@ DATA_DIM = 784
 LR, BETAS, EPS = 2e-4, (0.5, 0.999), 1e-8
 CPU_BATCHES = (64, 128, 256)
 GPU_BATCHES = (64, 256, 1024, 4096, 8192)
-ALL_REFS = ("gemm", "torch", "torch-fused", "jax")
+ALL_REFS = ("gemm", "fixed", "torch", "torch-fused", "jax")
 
 
 # ---------------------------------------------------------------------------------------------- architecture
@@ -159,6 +162,41 @@ class GemmFloor:
 
     def sync(self):
         mb.synchronize(self.out)
+
+
+class FixedFloor(GemmFloor):
+    """The GEMM floor plus the work a step must do *as it is* for its numbers to stay bit for bit (CPU only).
+
+    That is: NumPy's normal draws for both noise batches; NumPy's ``exp`` (sigmoid output) or ``tanh`` (tanh output)
+    over G's output, in the D step and in the G step; and ``Adam.step`` over every parameter of G and D (one compiled
+    pass per array, or NumPy's passes without Numba). A faster generator or a compiled exp/tanh would change the
+    numbers of every seeded run. What minigan spends above this floor could still be removed; this floor over the
+    GEMM floor is the lowest ``/gemm`` ratio a step can reach without changing those numbers.
+    """
+
+    name = "fixed"
+
+    def __init__(self, arch, n, backend, seed=0):
+        if backend != "numpy":
+            raise ValueError("the fixed floor is measured on the CPU (NumPy) only")
+        super().__init__(arch, n, backend, seed)
+        G, D = build_models(arch, DATA_DIM, rng=seed)
+        rng = np.random.default_rng(seed + 1)
+        self.noise_rng, self.noise_shape = rng, (n, NOISE_DIM[arch])
+        self.activation = np.tanh if OUTPUT_SCALE[arch] == "tanh" else np.exp  # the sigmoid's exp(-|x|)
+        self.pre = -np.abs(rng.standard_normal((n, DATA_DIM), dtype=np.float32))  # (N, d) G's last pre-activation
+        self.post = np.empty_like(self.pre)
+        for p in G.params() + D.params():
+            p.grad = rng.standard_normal(p.data.shape, dtype=np.float32) * np.float32(1e-3)  # kept every step
+        self.adams = [Adam(G.params(), LR, BETAS, EPS), Adam(D.params(), LR, BETAS, EPS)]
+
+    def step(self):
+        super().step()  # the matrix products
+        for _ in range(2):  # the D step and the G step each draw a noise batch and run G's output layer
+            self.noise_rng.standard_normal(self.noise_shape, dtype=np.float32)
+            self.activation(self.pre, out=self.post)
+        for adam in self.adams:
+            adam.step()
 
 
 class TorchStep:
@@ -312,14 +350,17 @@ class JaxStep:
         self.jax.block_until_ready(self.state)
 
 
-CONTENDERS = {"minigan": Minigan, "gemm": GemmFloor, "torch": TorchStep, "torch-fused": TorchFusedStep,
-              "jax": JaxStep}
+CONTENDERS = {"minigan": Minigan, "gemm": GemmFloor, "fixed": FixedFloor, "torch": TorchStep,
+              "torch-fused": TorchFusedStep, "jax": JaxStep}
 
 
 def available_refs(wanted, backend):
     """The references that can run here, and a note for each one that cannot."""
     refs, notes = [], {}
     for name in wanted:
+        if name == "fixed" and backend != "numpy":
+            notes[name] = "skipped: the fixed floor is measured on the CPU only"
+            continue
         try:
             if name.startswith("torch"):
                 import torch
@@ -546,6 +587,8 @@ def ratios(row):
     out = {f"minigan/{k}": m / v for k, v in row["ms"].items() if k != "minigan"}
     if "gemm" in row["ms"]:
         out["gemm_share"] = row["ms"]["gemm"] / m
+        if "fixed" in row["ms"]:
+            out["fixed/gemm"] = row["ms"]["fixed"] / row["ms"]["gemm"]  # the lowest /gemm an exact step can reach
     return out
 
 
@@ -657,6 +700,11 @@ def main(argv=None):
         print(f"\n{'all contenders in one process' if mode == 'one' else 'each contender in its own process'}:")
         print(format_table([row for row in rows if row["processes"] == mode], names))
     print("ratios are minigan / reference (below 1: minigan faster); GEMM share = gemm / minigan")
+    if any("fixed/gemm" in row["ratios"] for row in rows):
+        print("fixed = the GEMM floor + the work kept as it is for bit-for-bit results (NumPy's normals, exp/tanh on "
+              "G's output, Adam.step); the lowest /gemm an exact step can reach, fixed / gemm: " + "; ".join(
+                  f"[{row['processes']}] {row['arch']} {row['batch']}: {row['ratios']['fixed/gemm']:.2f}"
+                  for row in rows if "fixed/gemm" in row["ratios"]))
     print("cores kept busy (process CPU time / wall time, medians): " + "; ".join(
         f"{row['arch']} {row['batch']}: " + " ".join(f"{k} {v:.1f}" for k, v in row["cores_busy"].items())
         for row in rows))
