@@ -31,10 +31,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from bench_step import BETAS, DATA_DIM, LR, make_real  # noqa: E402
 from profile_step import cpu_name, set_threads  # noqa: E402
 
-LR, BETAS, SEED = 2e-4, (0.5, 0.999), 0
-NOISE_DIM = {"seed": 100, "mlp": 100}
+SEED = 0
 
 
 def load_checkout(name: str, root: Path):
@@ -56,15 +56,9 @@ def build_gan(package, arch: str):
     models = importlib.import_module(package.__name__ + ".models")
     optim = importlib.import_module(package.__name__ + ".optim")
     gan = importlib.import_module(package.__name__ + ".gan")
-    G, D = models.build_models(arch, 784, rng=SEED)
-    return gan.GAN(G, D, optim.Adam(G.params(), LR, BETAS), optim.Adam(D.params(), LR, BETAS), NOISE_DIM[arch],
-                   rng=SEED + 1)
-
-
-def real_batch(arch: str, n: int):
-    """bench_step.py's fixed real batch: uniform values in the generator's output range."""
-    x = np.random.default_rng(SEED).random((n, 784), dtype=np.float32)
-    return 2 * x - 1 if arch == "mlp" else x
+    G, D = models.build_models(arch, DATA_DIM, rng=SEED)
+    return gan.GAN(G, D, optim.Adam(G.params(), LR, BETAS), optim.Adam(D.params(), LR, BETAS),
+                   models.NOISE_DIM[arch], rng=SEED + 1)
 
 
 def same_models(a, b) -> bool:
@@ -76,7 +70,7 @@ def same_models(a, b) -> bool:
 
 def compare(versions: dict, arch: str, n: int, rounds: int, block: int, warmup: int, clock) -> dict:
     gans = {name: build_gan(package, arch) for name, package in versions.items()}
-    real = real_batch(arch, n)
+    real = make_real(arch, n, SEED)  # bench_step.py's fixed real batch
     for gan in gans.values():
         for _ in range(warmup):
             gan.train_step(real)
