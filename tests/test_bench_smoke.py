@@ -46,6 +46,21 @@ def test_quick_benchmark_reports_every_contender(bench, tmp_path, capsys):
     assert "| seed |" in printed and "GEMM share" in printed and "each contender in its own process" in printed
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="no CPU affinity on this OS")
+def test_the_report_counts_the_cores_the_benchmark_may_use(bench):
+    """gpu_checks.sh pins the CPU benchmark to 2 of the device machine's cores: the report must say 2, not 16."""
+    import os
+
+    everything = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(everything)})
+        total = os.cpu_count()
+        assert bench.usable_cores() == ("1" if total == 1 else f"1 of {total}")
+    finally:
+        os.sched_setaffinity(0, everything)
+    assert bench.usable_cores() == (str(total) if len(everything) == total else f"{len(everything)} of {total}")
+
+
 def test_every_architecture_has_its_references(bench):
     for arch in ("seed", "mlp"):
         minigan, floor = bench.Minigan(arch, 4, "numpy"), bench.GemmFloor(arch, 4, "numpy")

@@ -524,6 +524,12 @@ def blas_threads(n):
         yield
 
 
+def usable_cores() -> str:
+    """The cores this process may run on, and the machine's ("2 of 16" under ``taskset -c 0,1``)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return str(usable) if usable == os.cpu_count() else f"{usable} of {os.cpu_count()}"
+
+
 def vector_extensions():
     """The SIMD extensions that decide which BLAS kernel runs (AVX2/FMA: OpenBLAS Haswell/Zen; AVX-512: SkylakeX)."""
     try:
@@ -557,7 +563,7 @@ def environment(threads, refs):
     from minigan import kernels
 
     env = {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "vector_extensions": vector_extensions(),
+        "cpu": cpu_model(), "cores": usable_cores(), "vector_extensions": vector_extensions(),
         "python": platform.python_version(), "numpy": np.__version__,
         "threads": threads, "blas": blas_info(), "openblas": openblas_kernel(),
         "minigan_kernels": (f"numba {kernels._compiled.numba.__version__}, {kernels.threads()} threads, "

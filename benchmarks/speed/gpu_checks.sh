@@ -8,7 +8,9 @@
 # ran on the real CuPy: tests/conftest.py uses its CuPy stand-in only where no real CuPy sees a device), pytest.txt
 # (the whole default suite), lesson10.txt + 10_gpu/results.json (the GPU lesson at full length: parity, timing),
 # cli.txt (minigan train/sample/evaluate --backend cupy), bench.txt + bench.json (CuPy vs PyTorch CUDA eager, one
-# GAN.train_step, seed and mlp archs, batch 128-8192). Packages the machine lacks travel as wheels in .whl/ (named
+# GAN.train_step, seed and mlp archs, batch 128-8192), and, when the time left allows, cpu_bench.txt + cpu_bench.json:
+# the CPU step on the machine's own processor pinned to 2 cores (a second machine class for RESULTS.md when that
+# processor has AVX-512; lscpu.txt says which it is). Packages the machine lacks travel as wheels in .whl/ (named
 # in the run's carry list), installed with --target since the machine has no network.
 set -u
 OUT=${1:-gpu_out}
@@ -21,7 +23,9 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 XLA_PYTHO
     $PY -c "import sys, numpy, cupy; print('python', sys.version.split()[0], 'numpy', numpy.__version__, \
 'cupy', cupy.__version__, cupy.cuda.runtime.getDeviceProperties(0)['name'].decode())" 2>&1
     $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>&1
+    grep -m1 "model name" /proc/cpuinfo; grep -m1 -o -w "avx512f" /proc/cpuinfo || echo "no avx512f"
 } > "$OUT/device.txt"
+lscpu > "$OUT/lscpu.txt" 2>&1
 
 # Packages the machine lacks (pooch, say) travel as wheels in .whl/ (see the device notes); no network there.
 if ls .whl/*.whl > /dev/null 2>&1; then
@@ -56,3 +60,17 @@ timeout "${BENCH_TIMEOUT:-150}" $PY benchmarks/speed/bench_step.py --backend cup
     --steps 60 --rounds 4 --json "$OUT/bench.json" > "$OUT/bench.txt" 2>&1
 echo "bench exit $?"
 tail -n 30 "$OUT/bench.txt"
+
+# 5. the CPU step on this machine's own processor, if the time left allows (the call's limit is 600 s): 2 cores,
+#    2 threads, the issue's configuration. Its processor is likely another machine class than the project's AMD AVX2
+#    VM (bench_step.py prints the model, vector extensions and BLAS kernel). JAX is kept on the CPU.
+LEFT=$((560 - SECONDS))
+if [ "$LEFT" -ge 90 ]; then
+    JAX_PLATFORMS=cpu CUDA_VISIBLE_DEVICES="" timeout "$LEFT" taskset -c 0,1 $PY benchmarks/speed/bench_step.py \
+        --backend numpy --threads 2 --batch 64 128 256 --refs gemm torch-fused jax --processes separate \
+        --steps 60 --rounds 3 --json "$OUT/cpu_bench.json" > "$OUT/cpu_bench.txt" 2>&1
+    echo "cpu bench exit $? (${LEFT} s allowed)"
+    tail -n 16 "$OUT/cpu_bench.txt"
+else
+    echo "cpu bench skipped: only ${LEFT} s left of the call"
+fi
