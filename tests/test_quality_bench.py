@@ -143,6 +143,18 @@ def test_recipe_sweep_smoke(mnist, tmp_path, capsys):
     assert [line.split(" | ")[0] for line in curve[2:]] == ["| 2", "| 4"]
 
 
+def test_recipe_sweep_schedules_are_minigan_trains():
+    """The sweep's decay start s: 0.5 is ``--lr-decay linear`` and 1 is ``--lr-decay none``, step for step, so its
+    rows measure the runs ``minigan train`` makes."""
+    from minigan.train import lr_factor
+
+    sweep = _load("recipe_sweep")
+    for total in (10, 7000):
+        assert [sweep.lr_multiplier(k, total, 1.0) for k in range(total)] == [1.0] * total
+        assert [sweep.lr_multiplier(k, total, 0.5) for k in range(total)] == [
+            lr_factor(k, total, "linear") for k in range(total)]
+
+
 def test_pacgan_summary_counts_diverged_runs(pacgan):
     ok = dict(dataset="ring8", row="GAN", seed=0, steps=10, batch_size=100, pack=1, arch="pacgan", lr=1e-4, beta1=0.8,
               lr_decay="none", modes_covered=8, high_quality=0.9, reverse_kl=0.01, train_wall_s=1.0, steps_per_s=10.0)

@@ -9,7 +9,8 @@ project's classifier: *confident* % (max class probability >= ``metrics.CONFIDEN
 class KL to uniform, MNIST score and classifier FID against the 10,000 MNIST test images.
 
 The lr schedule ``--decay-start s``: constant, then linearly towards 0 from step ``s * steps`` on, reaching 0 one
-step past the end: ``min(1, (1 - k / steps) / (1 - s))``. ``s = 0.5`` is ``--lr-decay linear``.
+step past the end: ``min(1, (1 - k / steps) / (1 - s))``. ``s = 0.5`` is ``--lr-decay linear``; ``s = 1`` is
+``--lr-decay none``, a constant rate.
 
 Results go to ``--json`` (one JSON object per line, appended as each evaluation finishes, so a killed sweep keeps
 what it measured); ``--markdown`` turns such files into the table of benchmarks/quality/RECIPE.md::
@@ -45,7 +46,10 @@ from minigan.train import Run, TrainConfig  # noqa: E402
 
 
 def lr_multiplier(step: int, total: int, decay_start: float) -> float:
-    """Constant, then linear towards 0 from ``decay_start * total`` (0.5: ``lr_factor(..., "linear")``)."""
+    """Constant, then linear towards 0 from ``decay_start * total`` (0.5: ``lr_factor(..., "linear")``; 1: constant
+    throughout, ``lr_factor(..., "none")``)."""
+    if decay_start >= 1.0:
+        return 1.0
     return min(1.0, (1.0 - step / total) / (1.0 - decay_start))
 
 
