@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))  # run from a checkout without installing
 sys.path.insert(0, str(HERE))
 
-from bench_step import make_real  # noqa: E402
+from bench_step import cpu_model, make_real, usable_cores, vector_extensions  # noqa: E402
 from minigan import gan as gan_module  # noqa: E402
 from minigan import nn  # noqa: E402
 from minigan.gan import GAN  # noqa: E402
@@ -76,15 +76,9 @@ def set_threads(n: int) -> str:
 
 
 def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return "unknown CPU"
-    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "unknown CPU")
-    flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
-    ext = [f for f in ("avx2", "fma", "avx512f") if f in flags]
-    return f"{name} ({' '.join(ext) or 'no AVX2'}), {os.cpu_count()} CPUs"
+    """The processor, the vector extensions that pick the BLAS kernel, and the cores this process may use (as
+    ``bench_step.py`` reports them)."""
+    return f"{cpu_model()} ({vector_extensions()}), {usable_cores()} CPUs"
 
 
 def make_gan(arch, n, seed=0):
